@@ -1,0 +1,33 @@
+# Each target makes its own virtual environment in .venv (override with VENV=...).
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed-examples: pyproject.toml | $(PY)
+	$(PIP) install -q -e ".[examples]"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PIP) install -q -e ".[test,bench,examples]"
+	touch $@
+
+demo: $(VENV)/.installed-examples
+	$(PY) examples/sklearn_digits.py
+
+test: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check optuna_srp tests integration_tests examples
+	$(VENV)/bin/mypy optuna_srp
+	$(PY) -m pytest -q tests integration_tests
+
+bench: $(VENV)/.installed-test
+	$(PY) -m optuna_srp.benchmark replay ../shared/curves --orderings 5 --n-trials 300
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,441 @@
+"""The Optuna glue: when to fit, when to decide, and what is written back to the trial."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+import math
+import threading
+from typing import Any
+from typing import TYPE_CHECKING
+import warnings
+
+import numpy as np
+from optuna.pruners import BasePruner
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_srp._features import CurveFeaturizer
+from optuna_srp._features import CurveRecord
+from optuna_srp._features import encode_target
+from optuna_srp._features import ExtraFeatures
+from optuna_srp._features import make_record
+from optuna_srp._model import SRMEnsemble
+
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+
+
+ATTR_PREFIX = "srp:"
+_SQRT2 = math.sqrt(2.0)
+# Decision steps get their own model; in between, the nearest lower one is used. Geometric
+# spacing gives early steps (where most trials are stopped) fine resolution at a bounded cost.
+_CHECKPOINT_RATIO = 1.25
+
+
+@dataclass
+class _StepModel:
+    featurizer: CurveFeaturizer
+    model: SRMEnsemble | None  # None: the fit failed, do not prune with it
+
+
+@dataclass
+class _Fit:
+    """Everything fitted from one set of complete trials."""
+
+    complete_numbers: frozenset[int]
+    n_complete_seen: int
+    records: list[CurveRecord]
+    target: np.ndarray
+    best_final: float
+    checkpoints: np.ndarray
+    step_models: dict[int, _StepModel] = field(default_factory=dict)
+
+
+class SRPPruner(BasePruner):
+    """Pruner using sequential regression models of the final value (SRMs).
+
+    For a running trial at step ``τ``, an ensemble of ν-SVRs trained on the complete trials'
+    learning curves cut at ``τ`` predicts the trial's final value with a mean and a standard
+    deviation. The trial is pruned when the probability that its final value beats the best
+    complete trial is below ``threshold``. This is the early-stopping rule of Baker et al.,
+    *Accelerating Neural Architecture Search using Performance Prediction* (arXiv:1705.10823),
+    with calibrated uncertainty: the standard deviation includes the model's out-of-bag error
+    measured among the trials predicted to be closest, so the best configurations are not
+    pruned because the model shrinks them towards the mean.
+
+    Models are fitted lazily, per process, from the complete trials read from storage, and are
+    refitted when that set has grown by ``refit_fraction``: every worker sharing a study
+    decides from the same data without any shared model. A trial that has already reported a
+    value better than the best complete trial is never pruned. Non-finite reported values
+    (NaN, ±inf) are read as a diverged run, i.e. as the worst value seen at that step.
+
+    Once a model is used for a trial, the prediction is stored in the trial's user attributes
+    ``srp:predicted_value``, ``srp:predicted_std``, ``srp:probability`` and ``srp:step``.
+
+    Example:
+
+        .. testcode::
+
+            import numpy as np
+            import optuna
+            from sklearn.datasets import load_digits
+            from sklearn.linear_model import SGDClassifier
+            from sklearn.model_selection import train_test_split
+
+            from optuna_srp import SRPPruner
+
+            X, y = load_digits(return_X_y=True)
+            X_train, X_valid, y_train, y_valid = train_test_split(X, y, random_state=0)
+            classes = np.unique(y)
+
+
+            def objective(trial):
+                alpha = trial.suggest_float("alpha", 1e-6, 1e-1, log=True)
+                clf = SGDClassifier(alpha=alpha, random_state=0)
+                for step in range(20):
+                    clf.partial_fit(X_train, y_train, classes=classes)
+                    trial.report(clf.score(X_valid, y_valid), step)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned()
+                return clf.score(X_valid, y_valid)
+
+
+            study = optuna.create_study(direction="maximize", pruner=SRPPruner())
+            study.optimize(objective, n_trials=20)
+
+    Args:
+        n_startup_trials:
+            Pruning is disabled until this many trials have completed; the models need them
+            to learn from.
+        n_warmup_steps:
+            Pruning is disabled before this step, as in :class:`~optuna.pruners.MedianPruner`.
+        interval_steps:
+            Interval in number of steps between the pruning checks, offset by the warmup
+            steps, as in :class:`~optuna.pruners.MedianPruner`.
+        threshold:
+            A trial is pruned when the predicted probability that its final value beats the
+            best complete trial is below this.
+        n_estimators:
+            Number of ν-SVRs in each step's ensemble.
+        seed:
+            Seed for the bootstrap resamples and cross-validation folds.
+        wrapped_pruner:
+            A pruner consulted while no model is ready (fewer than ``n_startup_trials``
+            complete trials). :obj:`None` means no pruning then.
+        extra_features:
+            A callable mapping a :class:`~optuna.trial.FrozenTrial` to a sequence of numbers,
+            e.g. architecture descriptors (number of layers, of weights) kept in user
+            attributes. Used as model features beside the curve and the hyper-parameters.
+        refit_fraction:
+            The models are refitted when the number of complete trials has grown by this
+            fraction since the last fit (and at least by one trial).
+        max_train_trials:
+            The most complete trials a model is trained on. Beyond it, the best quarter is
+            always kept and the rest subsampled; it bounds the cost of a refit.
+        max_curve_points:
+            The most curve values per model, evenly spaced up to the decision step; it bounds
+            the cost for long curves.
+
+    Raises:
+        ValueError: If an argument is out of range.
+        TypeError: If an argument is of the wrong type.
+    """
+
+    def __init__(
+        self,
+        n_startup_trials: int = 10,
+        n_warmup_steps: int = 0,
+        interval_steps: int = 1,
+        *,
+        threshold: float = 0.01,
+        n_estimators: int = 10,
+        seed: int | None = None,
+        wrapped_pruner: BasePruner | None = None,
+        extra_features: ExtraFeatures | None = None,
+        refit_fraction: float = 0.1,
+        max_train_trials: int = 300,
+        max_curve_points: int = 10,
+    ) -> None:
+        _check_int("n_startup_trials", n_startup_trials, 2)
+        _check_int("n_warmup_steps", n_warmup_steps, 0)
+        _check_int("interval_steps", interval_steps, 1)
+        _check_int("n_estimators", n_estimators, 1)
+        _check_int("max_train_trials", max_train_trials, 10)
+        _check_int("max_curve_points", max_curve_points, 1)
+        _check_float("threshold", threshold, 0.0, 1.0)
+        _check_float("refit_fraction", refit_fraction, 0.0, math.inf)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an int or None, but got {seed=!r}.")
+        if wrapped_pruner is not None and not isinstance(wrapped_pruner, BasePruner):
+            raise TypeError(
+                f"wrapped_pruner must be a BasePruner or None, but got {wrapped_pruner=!r}."
+            )
+        if extra_features is not None and not callable(extra_features):
+            raise TypeError(
+                f"extra_features must be callable or None, but got {extra_features=!r}."
+            )
+
+        self._n_startup_trials = n_startup_trials
+        self._n_warmup_steps = n_warmup_steps
+        self._interval_steps = interval_steps
+        self._threshold = threshold
+        self._n_estimators = n_estimators
+        self._seed = seed
+        self._wrapped_pruner = wrapped_pruner
+        self._extra_features = extra_features
+        self._refit_fraction = refit_fraction
+        self._max_train_trials = max_train_trials
+        self._max_curve_points = max_curve_points
+        self._lock = threading.RLock()
+        self._fits: dict[str, _Fit] = {}
+        self._complete_records: dict[tuple[str, int], CurveRecord] = {}
+        self._warned: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        _check_single_objective(study)
+        step = trial.last_step
+        if step is None or step < self._n_warmup_steps:
+            return False
+        if not _is_first_in_interval_step(
+            step, trial.intermediate_values.keys(), self._n_warmup_steps, self._interval_steps
+        ):
+            return False
+
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        prediction = self._predict(study, trial, complete)
+        if prediction is None:
+            if self._wrapped_pruner is not None and len(complete) < self._n_startup_trials:
+                return self._wrapped_pruner.prune(study, trial)
+            return False
+        mean, std, probability, decision_step = prediction
+        self._write_attrs(study, trial, mean, std, probability, decision_step)
+        return probability < self._threshold
+
+    def predict(self, study: Study, trial: FrozenTrial) -> tuple[float, float] | None:
+        """Predict the final value of a running trial.
+
+        Args:
+            study: The study the trial belongs to.
+            trial: The trial, e.g. ``study.trials[-1]`` or a trial from ``study.ask()``
+                turned into a :class:`~optuna.trial.FrozenTrial`.
+
+        Returns:
+            The predicted final value and its standard deviation, in the study's units, or
+            :obj:`None` while no model is ready for the trial's last reported step.
+        """
+        _check_single_objective(study)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        prediction = self._predict(study, trial, complete)
+        if prediction is None:
+            return None
+        mean, std, _, _ = prediction
+        return mean * _sign(study), std
+
+    def _predict(
+        self, study: Study, trial: FrozenTrial, complete: Sequence[FrozenTrial]
+    ) -> tuple[float, float, float, int] | None:
+        """Mean and std (higher is better), the probability of beating the best, the step."""
+        if len(complete) < self._n_startup_trials or trial.last_step is None:
+            return None
+        sign = _sign(study)
+        record = make_record(trial, sign, self._extra_features)
+        with self._lock:
+            fit = self._current_fit(study, complete)
+            checkpoint = _nearest_lower(fit.checkpoints, trial.last_step)
+            if checkpoint is None:
+                return None
+            step_model = self._step_model(fit, checkpoint)
+        if step_model.model is None:
+            return None
+        X = step_model.featurizer.transform([record])
+        mean_arr, std_arr = step_model.model.predict(X, return_std=True)
+        mean, std = float(mean_arr[0]), max(float(std_arr[0]), 1e-12)
+        if record.best_value >= fit.best_final:
+            probability = 1.0  # already as good as the best complete trial
+        else:
+            z = (fit.best_final - mean) / std
+            probability = 0.5 * math.erfc(z / _SQRT2)
+        return mean, std, probability, checkpoint
+
+    def _current_fit(self, study: Study, complete: Sequence[FrozenTrial]) -> _Fit:
+        key = study.study_name
+        numbers = frozenset(t.number for t in complete)
+        fit = self._fits.get(key)
+        if fit is not None and fit.complete_numbers <= numbers:
+            grown = len(numbers) - len(fit.complete_numbers)
+            if grown < max(1.0, self._refit_fraction * len(fit.complete_numbers)):
+                if fit.n_complete_seen != len(numbers):
+                    # The best can move between refits; the decision compares against it.
+                    fit.best_final = _best_final(complete, _sign(study))
+                    fit.n_complete_seen = len(numbers)
+                return fit
+        sign = _sign(study)
+        records = []
+        for t in complete:
+            cached = self._complete_records.get((key, t.number))
+            if cached is None:
+                cached = make_record(t, sign, self._extra_features)
+                self._complete_records[(key, t.number)] = cached
+            records.append(cached)
+        finals = np.array([r.final for r in records], dtype=np.float64)
+        records, finals = self._subsample(records, finals, study)
+        steps = np.unique(np.concatenate([r.steps for r in records] + [np.empty(0, int)]))
+        fit = _Fit(
+            complete_numbers=numbers,
+            n_complete_seen=len(numbers),
+            records=records,
+            target=encode_target(finals),
+            best_final=_best_final(complete, sign),
+            checkpoints=_geometric_subset(steps),
+        )
+        self._fits[key] = fit
+        return fit
+
+    def _subsample(
+        self, records: list[CurveRecord], finals: np.ndarray, study: Study
+    ) -> tuple[list[CurveRecord], np.ndarray]:
+        n = len(records)
+        if n <= self._max_train_trials:
+            return records, finals
+        order = np.argsort(-np.where(np.isfinite(finals), finals, -np.inf), kind="stable")
+        n_top = self._max_train_trials // 4
+        rng = np.random.RandomState(self._seed_for(study, n))
+        rest = rng.choice(order[n_top:], self._max_train_trials - n_top, replace=False)
+        keep = np.sort(np.concatenate([order[:n_top], rest]))
+        return [records[i] for i in keep], finals[keep]
+
+    def _step_model(self, fit: _Fit, checkpoint: int) -> _StepModel:
+        cached = fit.step_models.get(checkpoint)
+        if cached is not None:
+            return cached
+        featurizer = CurveFeaturizer(checkpoint, self._max_curve_points)
+        model: SRMEnsemble | None = SRMEnsemble(
+            self._n_estimators,
+            random_state=np.random.RandomState(
+                (self._seed_for_numbers(fit.complete_numbers) + checkpoint) % 2**32
+            ),
+        )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                X = featurizer.fit_transform(fit.records)
+                assert model is not None
+                model.fit(X, fit.target)
+        except Exception as e:  # a pruner must never break the study
+            model = None
+            if "fit" not in self._warned:
+                self._warned.add("fit")
+                warnings.warn(
+                    f"SRPPruner could not fit the model for step {checkpoint} on "
+                    f"{len(fit.records)} complete trials ({type(e).__name__}: {e}); trials "
+                    "are not pruned by it.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        step_model = _StepModel(featurizer, model)
+        fit.step_models[checkpoint] = step_model
+        return step_model
+
+    def _seed_for_numbers(self, numbers: frozenset[int]) -> int:
+        # Reproducible for a given seed and training set, the same in every worker.
+        base = 0 if self._seed is None else self._seed
+        return (base * 1_000_003 + len(numbers) * 7919 + sum(numbers)) % 2**32
+
+    def _seed_for(self, study: Study, n: int) -> int:
+        return (0 if self._seed is None else self._seed) * 31 + n
+
+    def _write_attrs(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        mean: float,
+        std: float,
+        probability: float,
+        step: int,
+    ) -> None:
+        sign = _sign(study)
+        attrs = {
+            "predicted_value": _round(mean * sign),
+            "predicted_std": _round(std),
+            "probability": _round(probability),
+            "step": int(step),
+        }
+        for name, value in attrs.items():
+            key = ATTR_PREFIX + name
+            if trial.user_attrs.get(key) != value:
+                study._storage.set_trial_user_attr(trial._trial_id, key, value)
+
+
+def _best_final(complete: Sequence[FrozenTrial], sign: float) -> float:
+    values = [t.value * sign for t in complete if t.value is not None]
+    finite = [v for v in values if math.isfinite(v)]
+    return max(finite, default=-math.inf)
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _sign(study: Study) -> float:
+    return -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
+
+
+def _check_single_objective(study: Study) -> None:
+    if len(study.directions) > 1:
+        raise NotImplementedError(
+            "SRPPruner supports single-objective studies only, but the study has "
+            f"{len(study.directions)} objectives."
+        )
+
+
+def _geometric_subset(steps: np.ndarray) -> np.ndarray:
+    if steps.size == 0:
+        return steps
+    positions = {0, steps.size - 1}
+    p = 1.0
+    while p < steps.size:
+        positions.add(int(round(p)) - 1)
+        p = max(p * _CHECKPOINT_RATIO, p + 1)
+    return steps[sorted(positions)]
+
+
+def _nearest_lower(checkpoints: np.ndarray, step: int) -> int | None:
+    i = int(np.searchsorted(checkpoints, step, side="right")) - 1
+    return None if i < 0 else int(checkpoints[i])
+
+
+def _is_first_in_interval_step(
+    step: int, intermediate_steps: Any, n_warmup_steps: int, interval_steps: int
+) -> bool:
+    nearest_lower_pruning_step = (
+        step - n_warmup_steps
+    ) // interval_steps * interval_steps + n_warmup_steps
+    second_last_step = max((s for s in intermediate_steps if s != step), default=-1)
+    return second_last_step < nearest_lower_pruning_step
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, but got {name}={value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, but got {name}={value!r}.")
+
+
+def _check_float(name: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise TypeError(f"{name} must be a float, but got {name}={value!r}.")
+    if not (low <= value <= high) or math.isnan(value):
+        raise ValueError(f"{name} must be in [{low}, {high}], but got {name}={value!r}.")
