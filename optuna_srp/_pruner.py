@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -34,6 +35,7 @@ _SQRT2 = math.sqrt(2.0)
 # Decision steps get their own model; in between, the nearest lower one is used. Geometric
 # spacing gives early steps (where most trials are stopped) fine resolution at a bounded cost.
 _CHECKPOINT_RATIO = 1.25
+_MAX_REMEMBERED_TRIALS = 10_000
 
 
 @dataclass
@@ -194,6 +196,9 @@ class SRPPruner(BasePruner):
         self._fits: dict[str, _Fit] = {}
         self._complete_records: dict[tuple[str, int], CurveRecord] = {}
         self._warned: set[str] = set()
+        # The attributes last written per trial: the FrozenTrial handed to prune() is a
+        # process-local copy that does not see our own writes.
+        self._written_attrs: OrderedDict[tuple[str, int], dict[str, float]] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -373,10 +378,19 @@ class SRPPruner(BasePruner):
             "probability": _round(probability),
             "step": int(step),
         }
+        cache_key = (study.study_name, trial.number)
+        with self._lock:
+            written = self._written_attrs.pop(cache_key, None)
+            if written is None:
+                written = {k: v for k, v in trial.user_attrs.items() if k.startswith(ATTR_PREFIX)}
+            self._written_attrs[cache_key] = written
+            while len(self._written_attrs) > _MAX_REMEMBERED_TRIALS:
+                self._written_attrs.popitem(last=False)
         for name, value in attrs.items():
             key = ATTR_PREFIX + name
-            if trial.user_attrs.get(key) != value:
+            if written.get(key) != value:
                 study._storage.set_trial_user_attr(trial._trial_id, key, value)
+                written[key] = value
 
 
 def _best_final(complete: Sequence[FrozenTrial], sign: float) -> float:

@@ -1,0 +1,41 @@
+"""Learning curves the tests make themselves: a family whose final value is a known function
+of a hyper-parameter."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+from optuna.distributions import FloatDistribution
+
+
+N_STEPS = 20
+
+
+def final_value(x: float) -> float:
+    """The true final accuracy of configuration ``x`` in [0, 1]: best at x = 0.7."""
+    return 0.9 - 0.6 * (x - 0.7) ** 2
+
+
+def curve(x: float, rng: np.random.Generator, noise: float = 0.005) -> list[float]:
+    """A saturating curve that ends at ``final_value(x)``; its speed also depends on x."""
+    rate = 0.15 + 0.3 * x
+    steps = np.arange(1, N_STEPS + 1)
+    shape = (1 - np.exp(-rate * steps)) / (1 - math.exp(-rate * N_STEPS))
+    return list(final_value(x) * shape + rng.normal(0, noise, N_STEPS))
+
+
+def add_complete_trials(study: optuna.Study, n: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    for x in rng.uniform(0, 1, n):
+        values = [sign * v for v in curve(float(x), rng)]
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": float(x)},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=values[-1],
+                intermediate_values=dict(enumerate(values, start=1)),
+            )
+        )

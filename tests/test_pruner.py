@@ -1,0 +1,417 @@
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+from typing import Literal
+
+import numpy as np
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+import pytest
+
+from optuna_srp import SRPPruner
+from tests._synthetic import add_complete_trials
+from tests._synthetic import curve
+from tests._synthetic import final_value
+from tests._synthetic import N_STEPS
+
+
+Direction = Literal["minimize", "maximize"]
+
+
+def _ask(study: optuna.Study, x: float) -> optuna.trial.Trial:
+    study.enqueue_trial({"x": x})
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    return trial
+
+
+def _report(trial: optuna.trial.Trial, values: list[float], sign: float = 1.0) -> None:
+    for step, v in enumerate(values, start=1):
+        trial.report(sign * v, step)
+
+
+def _sign(direction: Direction) -> float:
+    return 1.0 if direction == "maximize" else -1.0
+
+
+def test_no_arguments_constructs() -> None:
+    optuna.create_study(pruner=SRPPruner())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_startup_trials": 1},
+        {"n_warmup_steps": -1},
+        {"interval_steps": 0},
+        {"threshold": -0.1},
+        {"threshold": 1.5},
+        {"threshold": float("nan")},
+        {"n_estimators": 0},
+        {"refit_fraction": -1.0},
+        {"max_train_trials": 5},
+        {"max_curve_points": 0},
+    ],
+)
+def test_invalid_values_raise_value_error(kwargs: dict) -> None:
+    name, value = next(iter(kwargs.items()))
+    with pytest.raises(ValueError, match=name):
+        SRPPruner(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_startup_trials": 2.5},
+        {"threshold": "0.1"},
+        {"seed": 1.5},
+        {"wrapped_pruner": "median"},
+        {"extra_features": 3},
+    ],
+)
+def test_invalid_types_raise_type_error(kwargs: dict) -> None:
+    with pytest.raises(TypeError, match=next(iter(kwargs))):
+        SRPPruner(**kwargs)
+
+
+def test_no_report_no_prune() -> None:
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=5))
+    add_complete_trials(study, 20)
+    trial = _ask(study, 0.0)
+    assert not trial.should_prune()
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_no_prune_before_startup_trials(direction: Direction) -> None:
+    study = optuna.create_study(direction=direction, pruner=SRPPruner(n_startup_trials=10))
+    add_complete_trials(study, 9)
+    trial = _ask(study, 0.0)
+    _report(trial, [0.0] * 10, _sign(direction))
+    assert not trial.should_prune()
+    assert SRPPruner(n_startup_trials=10).predict(study, study.trials[-1]) is None
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_hopeless_trial_is_pruned_and_explained(direction: Direction) -> None:
+    study = optuna.create_study(direction=direction, pruner=SRPPruner(n_startup_trials=10, seed=0))
+    add_complete_trials(study, 30)
+    trial = _ask(study, 0.0)
+    rng = np.random.default_rng(1)
+    _report(trial, curve(0.0, rng)[:5], _sign(direction))
+    assert trial.should_prune()
+    attrs = study.trials[-1].user_attrs
+    assert attrs["srp:probability"] < 0.01
+    assert attrs["srp:step"] == 5
+    assert math.isfinite(attrs["srp:predicted_value"]) and attrs["srp:predicted_std"] > 0
+    # The prediction is reported in the study's own units.
+    assert _sign(direction) * attrs["srp:predicted_value"] < final_value(0.7)
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_leader_is_not_pruned(direction: Direction) -> None:
+    study = optuna.create_study(direction=direction, pruner=SRPPruner(n_startup_trials=10, seed=0))
+    add_complete_trials(study, 30)
+    rng = np.random.default_rng(2)
+    for n_steps in (2, 5, 10, N_STEPS - 1):
+        trial = _ask(study, 0.7)
+        _report(trial, curve(0.7, rng)[:n_steps], _sign(direction))
+        assert not trial.should_prune(), n_steps
+        study.tell(trial, state=TrialState.PRUNED)
+
+
+def test_a_trial_that_already_beats_the_best_is_never_pruned() -> None:
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
+    add_complete_trials(study, 30)
+    trial = _ask(study, 0.0)
+    # A shape no complete trial has: terrible at first, then better than the best.
+    _report(trial, [0.0, 0.0, 0.0, 0.0, study.best_value + 0.01])
+    assert not trial.should_prune()
+    assert study.trials[-1].user_attrs["srp:probability"] == 1.0
+
+
+def test_no_prune_during_warmup() -> None:
+    pruner = SRPPruner(n_startup_trials=10, n_warmup_steps=5, seed=0)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 30)
+    trial = _ask(study, 0.0)
+    values = curve(0.0, np.random.default_rng(1))
+    for step in range(1, 5):
+        trial.report(values[step - 1], step)
+        assert not trial.should_prune()
+    trial.report(values[4], 5)
+    assert trial.should_prune()
+
+
+@pytest.mark.parametrize(
+    "n_warmup_steps,interval_steps,report_steps,expected_prune_steps",
+    [
+        (0, 1, 1, [0, 1, 2, 3, 4, 5]),
+        (1, 2, 1, [1, 3, 5]),
+        (0, 3, 10, list(range(29))),
+        (2, 3, 10, list(range(10, 29))),
+        (0, 10, 3, [0, 1, 2, 12, 13, 14, 21, 22, 23]),
+        (2, 10, 3, [3, 4, 5, 12, 13, 14, 24, 25, 26]),
+    ],
+)
+def test_interval_steps(
+    n_warmup_steps: int,
+    interval_steps: int,
+    report_steps: int,
+    expected_prune_steps: list[int],
+) -> None:
+    # The same table as Optuna's MedianPruner tests: a hopeless trial is pruned exactly at the
+    # first report at or after each checkpoint.
+    pruner = SRPPruner(
+        n_startup_trials=10, n_warmup_steps=n_warmup_steps, interval_steps=interval_steps
+    )
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    rng = np.random.default_rng(0)
+    for x in rng.uniform(0.4, 1.0, 12):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": float(x)},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=1.0 + float(x),
+                intermediate_values={s: 1.0 + float(x) * s / 30 for s in range(30)},
+            )
+        )
+    trial = _ask(study, 0.0)
+    pruned_steps: list[int] = []
+    for step in range(30):
+        if step % report_steps == 0:
+            trial.report(-10.0, step)
+        if trial.should_prune():
+            pruned_steps.append(step)
+    assert pruned_steps[: len(expected_prune_steps)] == expected_prune_steps[: len(pruned_steps)]
+    assert pruned_steps[: len(expected_prune_steps)] == expected_prune_steps
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_curves_are_read_as_diverged(direction: Direction, bad: float) -> None:
+    study = optuna.create_study(direction=direction, pruner=SRPPruner(n_startup_trials=10))
+    add_complete_trials(study, 30)
+    rng = np.random.default_rng(3)
+    sign = _sign(direction)
+    # Diverged complete trials in the training set are fine too.
+    for _ in range(3):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0.1},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=-sign * 1e18,
+                intermediate_values={1: 0.1, 2: bad, 3: bad, N_STEPS: -sign * 1e18},
+            )
+        )
+    diverged = _ask(study, 0.2)
+    _report(diverged, [0.1, bad, bad, bad, bad])
+    assert diverged.should_prune()
+    study.tell(diverged, state=TrialState.PRUNED)
+    leader = _ask(study, 0.7)
+    _report(leader, curve(0.7, rng)[:5], sign)
+    assert not leader.should_prune()
+
+
+def test_irregular_sparse_steps_from_zero() -> None:
+    pruner = SRPPruner(n_startup_trials=10, seed=0)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    rng = np.random.default_rng(0)
+    for x in rng.uniform(0, 1, 30):
+        values = curve(float(x), rng)
+        steps = sorted(rng.choice(np.arange(0, 200), size=N_STEPS, replace=False))
+        steps[-1] = 200
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": float(x)},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=values[-1],
+                intermediate_values=dict(zip(map(int, steps), values)),
+            )
+        )
+    hopeless = _ask(study, 0.0)
+    for step, v in zip((0, 7, 33, 60), curve(0.0, rng)):
+        hopeless.report(v, step)
+    assert hopeless.should_prune()
+    good = _ask(study, 0.7)
+    for step, v in zip((0, 7, 33, 60), curve(0.7, rng)):
+        good.report(v, step)
+    assert not good.should_prune()
+
+
+def test_conditional_and_categorical_parameters() -> None:
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
+    rng = np.random.default_rng(0)
+
+    def suggest(trial: optuna.trial.Trial) -> float:
+        kind = trial.suggest_categorical("kind", ["a", "b", None, True])
+        if kind == "a":
+            return trial.suggest_float("x", 0, 1)
+        return trial.suggest_int("n", 1, 100, log=True) / 100
+
+    for _ in range(30):
+        trial = study.ask()
+        x = suggest(trial)
+        values = curve(x, rng)
+        _report(trial, values)
+        study.tell(trial, values[-1])
+    trial = study.ask()
+    x = suggest(trial)
+    _report(trial, curve(x, rng)[:5])
+    trial.should_prune()
+    assert math.isfinite(study.trials[-1].user_attrs["srp:predicted_value"])
+
+
+def test_predictions_are_accurate_and_intervals_cover() -> None:
+    pruner = SRPPruner(n_startup_trials=10, seed=0)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 100, seed=0)
+    rng = np.random.default_rng(42)
+    errors, inside = [], []
+    truths = []
+    for x in rng.uniform(0, 1, 60):
+        values = curve(float(x), rng)
+        trial = _ask(study, float(x))
+        _report(trial, values[:5])
+        prediction = pruner.predict(study, study.trials[-1])
+        assert prediction is not None
+        mean, std = prediction
+        errors.append(mean - values[-1])
+        truths.append(values[-1])
+        inside.append(abs(mean - values[-1]) <= 1.645 * std)
+        study.tell(trial, state=TrialState.PRUNED)
+    r2 = 1 - np.mean(np.square(errors)) / np.var(truths)
+    assert r2 > 0.9
+    assert 0.8 <= np.mean(inside) <= 1.0
+
+
+def test_wrapped_pruner_is_used_only_before_models_are_ready() -> None:
+    class PruneAll(optuna.pruners.BasePruner):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            return True
+
+    pruner = SRPPruner(n_startup_trials=10, wrapped_pruner=PruneAll())
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 9)
+    trial = _ask(study, 0.7)
+    _report(trial, curve(0.7, np.random.default_rng(0))[:3])
+    assert trial.should_prune()
+    study.tell(trial, state=TrialState.PRUNED)
+    add_complete_trials(study, 21, seed=1)
+    trial = _ask(study, 0.7)
+    _report(trial, curve(0.7, np.random.default_rng(0))[:3])
+    assert not trial.should_prune()
+
+
+def test_extra_features_are_used() -> None:
+    calls: list[int] = []
+
+    def width(trial: optuna.trial.FrozenTrial) -> list[float]:
+        calls.append(trial.number)
+        return [trial.params["x"] * 2.0]
+
+    pruner = SRPPruner(n_startup_trials=10, extra_features=width)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 20)
+    trial = _ask(study, 0.1)
+    _report(trial, curve(0.1, np.random.default_rng(0))[:4])
+    trial.should_prune()
+    assert len(set(calls)) == 21  # every complete trial once, and the running one
+
+
+def test_models_are_reused_until_enough_new_trials_complete() -> None:
+    pruner = SRPPruner(n_startup_trials=10, refit_fraction=0.5)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 20)
+    trial = _ask(study, 0.5)
+    _report(trial, curve(0.5, np.random.default_rng(0))[:4])
+    trial.should_prune()
+    first = pruner._fits[study.study_name]
+    add_complete_trials(study, 5, seed=3)
+    trial.should_prune()
+    assert pruner._fits[study.study_name] is first
+    add_complete_trials(study, 5, seed=4)
+    trial.should_prune()
+    assert pruner._fits[study.study_name] is not first
+
+
+def test_no_storage_write_when_nothing_changed() -> None:
+    pruner = SRPPruner(n_startup_trials=10)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 20)
+    trial = _ask(study, 0.5)
+    _report(trial, curve(0.5, np.random.default_rng(0))[:4])
+    trial.should_prune()
+    writes: list[tuple] = []
+    original = study._storage.set_trial_user_attr
+
+    def counting(*args: object) -> None:
+        writes.append(args)
+        original(*args)  # type: ignore[arg-type]
+
+    study._storage.set_trial_user_attr = counting  # type: ignore[method-assign]
+    trial.should_prune()
+    assert writes == []
+
+
+@pytest.mark.parametrize("roundtrip", [pickle.loads, copy.deepcopy])
+def test_pickle_and_deepcopy(roundtrip: object) -> None:
+    pruner = SRPPruner(n_startup_trials=10, seed=0)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 20)
+    trial = _ask(study, 0.3)
+    _report(trial, curve(0.3, np.random.default_rng(0))[:4])
+    before = pruner.predict(study, study.trials[-1])
+    if roundtrip is pickle.loads:
+        study2 = pickle.loads(pickle.dumps(study))
+    else:
+        study2 = copy.deepcopy(study)
+    after = study2.pruner.predict(study2, study2.trials[-1])  # type: ignore[attr-defined]
+    assert before == after
+    assert study2.trials[-1].number == trial.number
+
+
+def test_same_seed_same_decisions() -> None:
+    predictions = []
+    for _ in range(2):
+        pruner = SRPPruner(n_startup_trials=10, seed=7)
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        add_complete_trials(study, 25)
+        trial = _ask(study, 0.4)
+        _report(trial, curve(0.4, np.random.default_rng(0))[:6])
+        predictions.append(pruner.predict(study, study.trials[-1]))
+    assert predictions[0] == predictions[1]
+
+
+def test_n_jobs_threads() -> None:
+    pruner = SRPPruner(n_startup_trials=5, seed=0)
+    study = optuna.create_study(
+        direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(0)
+    )
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        values = curve(x, np.random.default_rng(trial.number))
+        for step, v in enumerate(values, start=1):
+            trial.report(v, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return values[-1]
+
+    study.optimize(objective, n_trials=40, n_jobs=2)
+    states = [t.state for t in study.trials]
+    assert len(states) == 40
+    assert set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert TrialState.PRUNED in states
+
+
+def test_multi_objective_is_a_clear_error() -> None:
+    study = optuna.create_study(directions=["minimize", "maximize"], pruner=SRPPruner())
+    trial = study.ask()
+    with pytest.raises(NotImplementedError, match="single-objective"):
+        study.pruner.prune(study, study.trials[trial.number])
+    with pytest.raises(NotImplementedError):
+        trial.should_prune()
