@@ -1,0 +1,406 @@
+"""``replay``: real Optuna studies over recorded learning curves, per (corpus, pruner, ordering).
+
+Each configuration of a corpus becomes a trial of an in-memory study: its real
+hyper-parameters are enqueued and asked with the corpus's distributions, so a pruner sees the
+trials a user's study would hold. The objective reports the recorded curve step by step (at the
+corpus's ``step_values``, else 1..T), calls ``should_prune()`` after every report and stops
+when it says so (the trial is told PRUNED); a trial that runs to the end is told its last value,
+or FAIL when that value is missing (a diverged run).
+
+Ordering ``k`` is ``numpy.random.default_rng(k).permutation(n_configs)``, cut to ``--n-trials``;
+every pruner replays the same orderings.
+
+Metrics of one study (all in the corpus's "higher is better" orientation):
+
+- ``speedup``: steps a study without pruning would train (sum of the replayed curves' lengths)
+  divided by the steps trained.
+- ``hit``: the study's best complete trial is as good as the best configuration replayed.
+- ``best_completed``: every replayed configuration with the best final value was completed
+  (differs from ``hit`` only when several configurations tie for the best).
+- ``top5_completed``: the fraction of the 5 best replayed configurations that were completed.
+- ``regret``: ``(true best - found best) / (true best - median final)``, finals of the replayed
+  configurations; 0 is the best, 1 no better than a typical configuration; NaN if nothing
+  completed.
+- ``epochs_to_best``: steps trained (over all trials, in order) until the study first holds a
+  trial as good as the true best; None when it never does.
+- ``prune_ms_*``: wall-clock milliseconds per ``trial.should_prune()`` call (the pruner plus
+  Optuna's own overhead).
+- ``fit_calls``/``fit_s``: a proxy for model refits, as the public API exposes no refit
+  counter: calls slower than ``max(20 x median call, 5 ms)``, their count and total seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from collections.abc import Sequence
+from concurrent.futures import as_completed
+from concurrent.futures import ProcessPoolExecutor
+import json
+import math
+import os
+from pathlib import Path
+import sys
+import time
+from typing import Any
+import warnings
+
+import numpy as np
+import optuna
+from optuna.pruners import BasePruner
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from optuna_srp.benchmark._corpus import Corpus
+from optuna_srp.benchmark._corpus import find_corpus_files
+from optuna_srp.benchmark._corpus import load_corpus
+from optuna_srp.benchmark._pruners import parse_pruner_spec
+from optuna_srp.benchmark._pruners import PRUNER_NAMES
+from optuna_srp.benchmark._pruners import PrunerSpec
+
+
+TOP_K = 5
+_SLOW_CALL_FACTOR = 20.0
+_SLOW_CALL_MIN_S = 0.005
+_STATE_CODES = {TrialState.COMPLETE: "C", TrialState.PRUNED: "P", TrialState.FAIL: "F"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``replay`` options to ``parser``."""
+    parser.add_argument("corpora", nargs="+", help="corpus files (.jsonl.gz) or folders of them")
+    parser.add_argument(
+        "--pruners",
+        nargs="+",
+        default=list(PRUNER_NAMES),
+        metavar="SPEC",
+        help="pruners: " + ", ".join(PRUNER_NAMES) + "; SRP variants as "
+        "srp:threshold=0.05,n_startup_trials=20 (default: all)",
+    )
+    parser.add_argument("--orderings", type=int, default=5, help="random orderings (seeds 0..k-1)")
+    parser.add_argument(
+        "--n-trials", type=int, default=None, help="replay the first N configs of each ordering"
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for results and plots")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``replay`` from parsed arguments; returns the exit status."""
+    from optuna_srp.benchmark import _report
+
+    try:
+        specs = [parse_pruner_spec(s) for s in args.pruners]
+        files = find_corpus_files(args.corpora)
+        corpora = [load_corpus(f) for f in files]  # validate everything before starting
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.orderings < 1 or (args.n_trials is not None and args.n_trials < 1) or args.jobs < 1:
+        print("error: --orderings, --n-trials and --jobs must be >= 1", file=sys.stderr)
+        return 2
+    out: Path | None = args.out
+    results_file = None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        results_file = out / "results.jsonl"
+        results_file.write_text("")
+    rows = run_replay(
+        corpora,
+        specs,
+        orderings=args.orderings,
+        n_trials=args.n_trials,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        results_file=results_file,
+    )
+    summary = _report.aggregate_replay(rows)
+    table = _report.replay_table(summary)
+    print(table)
+    if out is not None:
+        (out / "summary.md").write_text(
+            _report.replay_header(args.orderings, args.n_trials) + "\n" + table + "\n"
+        )
+        (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        if not args.no_plots:
+            for written in _report.replay_plots(rows, out, corpora):
+                print(f"wrote {written}", file=sys.stderr)
+        print(f"wrote {out / 'results.jsonl'} and {out / 'summary.md'}", file=sys.stderr)
+    return 0
+
+
+def run_replay(
+    corpora: Sequence[Corpus],
+    specs: Sequence[PrunerSpec],
+    orderings: int = 5,
+    n_trials: int | None = None,
+    jobs: int = 1,
+    progress: bool = False,
+    results_file: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Replay every (corpus, pruner, ordering).
+
+    Args:
+        corpora: The corpora.
+        specs: The pruners.
+        orderings: Orderings per corpus, seeded 0..orderings-1, the same for every pruner.
+        n_trials: Replay only the first ``n_trials`` configurations of each ordering.
+        jobs: Worker processes; 1 runs in this process.
+        progress: Show a progress bar (tqdm if installed, else a line per study on stderr).
+        results_file: If given, append each study's result to it as a JSON line as it ends.
+
+    Returns:
+        One result per study (see :func:`replay_study`), sorted by corpus, pruner, ordering.
+    """
+    tasks = [
+        (ci, si, k)
+        for ci in range(len(corpora))
+        for si in range(len(specs))
+        for k in range(orderings)
+    ]
+    # Expensive pruners first, so that the last tasks of a parallel run are short ones.
+    tasks.sort(key=lambda t: (specs[t[1]].name != "srp", t))
+    rows: list[dict[str, Any]] = []
+    bar = _progress_bar(len(tasks), progress)
+
+    def done(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if results_file is not None:
+            with open(results_file, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        bar(f"{row['corpus']} {row['pruner']} #{row['ordering']} {row['speedup']:.2f}x")
+
+    if jobs <= 1:
+        for ci, si, k in tasks:
+            done(replay_study(corpora[ci], specs[si], k, n_trials))
+    else:
+        paths = [c.path for c in corpora]
+        if any(p is None for p in paths):
+            raise ValueError("parallel replay needs corpora read from files")
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [
+                pool.submit(_replay_task, str(paths[ci]), specs[si], k, n_trials)
+                for ci, si, k in tasks
+            ]
+            for fut in as_completed(futures):
+                done(fut.result())
+    bar(None)
+    order = {
+        (c.name, s.label): (ci, si) for ci, c in enumerate(corpora) for si, s in enumerate(specs)
+    }
+    rows.sort(key=lambda r: (order[(r["corpus"], r["pruner"])], r["ordering"]))
+    return rows
+
+
+def ordering_indices(n_configs: int, ordering: int, n_trials: int | None = None) -> np.ndarray:
+    """The configurations replayed by ordering ``ordering``: a seeded permutation, cut."""
+    perm = np.random.default_rng(ordering).permutation(n_configs)
+    return perm if n_trials is None else perm[:n_trials]
+
+
+def replay_study(
+    corpus: Corpus,
+    pruner: PrunerSpec | BasePruner | Callable[[], BasePruner],
+    ordering: int = 0,
+    n_trials: int | None = None,
+) -> dict[str, Any]:
+    """Replay one study and measure it.
+
+    Args:
+        corpus: The corpus.
+        pruner: A pruner spec, a pruner instance (used as is) or a factory.
+        ordering: The ordering's seed.
+        n_trials: Replay only the first ``n_trials`` configurations of the ordering.
+
+    Returns:
+        A JSON-serialisable dict: the study's metrics (see the module docstring), its settings
+        and ``trials``, a list of ``[config id, steps trained, "C"|"P"|"F"]`` in trial order.
+    """
+    if isinstance(pruner, PrunerSpec):
+        label, instance = pruner.label, pruner.build()
+    elif isinstance(pruner, BasePruner):
+        label, instance = type(pruner).__name__, pruner
+    else:
+        instance = pruner()
+        label = type(instance).__name__
+    indices = ordering_indices(len(corpus.configs), ordering, n_trials)
+    configs = [corpus.configs[i] for i in indices]
+    steps = corpus.step_values
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    start = time.perf_counter()
+    durations: list[float] = []
+    trials: list[list[Any]] = []
+    with warnings.catch_warnings():
+        # Wilcoxon warns on NaN; Optuna on FAIL; SRPPruner on a failed fit. None matter here.
+        warnings.simplefilter("ignore")
+        study = optuna.create_study(
+            study_name=f"{corpus.name}|{label}|{ordering}",
+            direction=(StudyDirection.MAXIMIZE if corpus.sign > 0 else StudyDirection.MINIMIZE),
+            pruner=instance,
+            sampler=optuna.samplers.RandomSampler(seed=ordering),
+        )
+        for config in configs:
+            fixed = {name: corpus.distributions[name] for name in config.params}
+            study.enqueue_trial(dict(config.params))
+            trial = study.ask(fixed_distributions=fixed)
+            n_run = 0
+            pruned = False
+            for step, value in zip(steps, config.curve):
+                trial.report(float(value), step)
+                n_run += 1
+                t0 = time.perf_counter()
+                pruned = trial.should_prune()
+                durations.append(time.perf_counter() - t0)
+                if pruned:
+                    break
+            if pruned:
+                frozen = study.tell(trial, state=TrialState.PRUNED)
+            elif math.isfinite(config.final):
+                frozen = study.tell(trial, config.final)
+            else:
+                frozen = study.tell(trial, state=TrialState.FAIL)
+            trials.append([config.id, n_run, _STATE_CODES.get(frozen.state, "?")])
+    wall = time.perf_counter() - start
+
+    metrics = study_metrics(
+        finals=np.array([c.final for c in configs]) * corpus.sign,
+        lengths=np.array([c.curve.size for c in configs]),
+        steps_run=np.array([t[1] for t in trials]),
+        completed=np.array([t[2] == "C" for t in trials]),
+    )
+    if metrics["n_complete"]:
+        # Cross-check with the study's own notion of its best trial.
+        study_best = study.best_value * corpus.sign
+        assert math.isclose(study_best, metrics["found_best"], rel_tol=1e-9, abs_tol=1e-12)
+    d = np.array(durations) if durations else np.zeros(1)
+    slow = d > max(_SLOW_CALL_FACTOR * float(np.median(d)), _SLOW_CALL_MIN_S)
+    return {
+        "corpus": corpus.name,
+        "corpus_path": str(corpus.path) if corpus.path is not None else None,
+        "pruner": label,
+        "ordering": ordering,
+        "n_trials": len(configs),
+        "direction": corpus.direction,
+        **metrics,
+        "prune_calls": len(durations),
+        "prune_s": float(np.sum(durations)),
+        "prune_ms_mean": 1e3 * float(np.mean(d)),
+        "prune_ms_p50": 1e3 * float(np.median(d)),
+        "prune_ms_max": 1e3 * float(np.max(d)),
+        "fit_calls": int(slow.sum()),
+        "fit_s": float(d[slow].sum()),
+        "wall_s": wall,
+        "trials": trials,
+    }
+
+
+def study_metrics(
+    finals: np.ndarray, lengths: np.ndarray, steps_run: np.ndarray, completed: np.ndarray
+) -> dict[str, Any]:
+    """The metrics of one replayed study, from its trials in order.
+
+    Args:
+        finals: True final value of each trial's configuration, higher is better, NaN when
+            diverged.
+        lengths: The number of steps of each configuration's curve.
+        steps_run: Steps each trial trained.
+        completed: Whether each trial was completed (not pruned, not failed).
+
+    Returns:
+        ``epochs_full``, ``epochs_spent``, ``speedup``, ``n_complete``, ``n_pruned_or_failed``,
+        ``true_best``, ``found_best``, ``hit``, ``best_completed``, ``top5_completed``,
+        ``regret`` and ``epochs_to_best``; best values in the higher-is-better orientation.
+    """
+    finals = np.asarray(finals, dtype=np.float64)
+    completed = np.asarray(completed, dtype=bool)
+    steps_run = np.asarray(steps_run, dtype=np.int64)
+    full = int(np.sum(lengths))
+    spent = int(np.sum(steps_run))
+    finite = np.isfinite(finals)
+    true_best = float(finals[finite].max()) if finite.any() else math.nan
+    ok = completed & finite
+    found_best = float(finals[ok].max()) if ok.any() else math.nan
+    tol = 1e-9 * max(1.0, abs(true_best)) if math.isfinite(true_best) else 0.0
+    is_best = finite & (finals >= true_best - tol)
+    hit = bool(ok.any() and found_best >= true_best - tol)
+
+    order = np.argsort(-np.where(finite, finals, -np.inf), kind="stable")
+    top = order[: min(TOP_K, int(finite.sum()))]
+    top_completed = float(completed[top].mean()) if top.size else math.nan
+
+    median = float(np.median(finals[finite])) if finite.any() else math.nan
+    scale = true_best - median
+    if not scale > 0:
+        scale = true_best - float(finals[finite].min()) if finite.any() else 1.0
+    if not scale > 0:
+        scale = 1.0
+    regret = (true_best - found_best) / scale if ok.any() else math.nan
+
+    epochs_to_best = None
+    if hit:
+        cum = np.cumsum(steps_run)
+        first = int(np.flatnonzero(ok & is_best)[0])
+        epochs_to_best = int(cum[first])
+    return {
+        "epochs_full": full,
+        "epochs_spent": spent,
+        "speedup": full / spent if spent else math.inf,
+        "n_complete": int(completed.sum()),
+        "n_pruned_or_failed": int((~completed).sum()),
+        "true_best": true_best,
+        "found_best": found_best,
+        "hit": hit,
+        "best_completed": bool(completed[is_best].all()) if is_best.any() else False,
+        "top5_completed": top_completed,
+        "regret": regret,
+        "epochs_to_best": epochs_to_best,
+    }
+
+
+_WORKER_CORPORA: dict[str, Corpus] = {}
+
+
+def _replay_task(
+    path: str, spec: PrunerSpec, ordering: int, n_trials: int | None
+) -> dict[str, Any]:
+    corpus = _WORKER_CORPORA.get(path)
+    if corpus is None:
+        corpus = _WORKER_CORPORA[path] = load_corpus(path)
+    return replay_study(corpus, spec, ordering, n_trials)
+
+
+def _progress_bar(total: int, enabled: bool) -> Callable[[str | None], None]:
+    """A callable to call once per finished task with a message, and with None at the end."""
+    if not enabled:
+        return lambda msg: None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        count = [0]
+
+        def plain(msg: str | None) -> None:
+            if msg is not None:
+                count[0] += 1
+                print(f"[{count[0]}/{total}] {msg}", file=sys.stderr, flush=True)
+
+        return plain
+    bar = tqdm(total=total, unit="study", file=sys.stderr, dynamic_ncols=True)
+
+    def update(msg: str | None) -> None:
+        if msg is None:
+            bar.close()
+        else:
+            bar.set_postfix_str(msg, refresh=False)
+            bar.update(1)
+
+    return update
+
+
+def default_jobs() -> int:
+    """The number of CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

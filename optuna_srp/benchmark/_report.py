@@ -1,0 +1,336 @@
+"""Aggregation, markdown tables and plots of the benchmark's results, and the ``report`` command.
+
+``report`` renders the tables again from ``results.jsonl`` files written by ``replay`` and
+``predict``, so that a results page can be regenerated without rerunning anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from collections.abc import Sequence
+import json
+import math
+from pathlib import Path
+import sys
+from typing import Any
+
+import numpy as np
+
+from optuna_srp.benchmark._corpus import Corpus
+from optuna_srp.benchmark._corpus import load_corpus
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``report`` options to ``parser``."""
+    parser.add_argument(
+        "results", nargs="+", type=Path, help="results.jsonl files of replay and/or predict"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="write the markdown here")
+    parser.add_argument(
+        "--plots", type=Path, default=None, help="draw replay plots in this folder"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``report``; returns the exit status."""
+    replay_rows: list[dict[str, Any]] = []
+    predict_rows: list[dict[str, Any]] = []
+    for path in args.results:
+        try:
+            rows = read_jsonl(path)
+        except (OSError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for row in rows:
+            (predict_rows if row.get("kind") == "predict" else replay_rows).append(row)
+    parts = []
+    if replay_rows:
+        parts.append(replay_table(aggregate_replay(replay_rows)))
+    if predict_rows:
+        parts.append(predict_table(aggregate_predict(predict_rows)))
+    text = "\n\n".join(parts) + "\n"
+    if args.out is not None:
+        args.out.write_text(text)
+    print(text, end="")
+    if args.plots is not None and replay_rows:
+        for written in replay_plots(replay_rows, args.plots):
+            print(f"wrote {written}", file=sys.stderr)
+    return 0
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSON-lines file.
+
+    Raises:
+        ValueError: On a malformed line, naming the file and the line.
+    """
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+# ----------------------------------------------------------------------------------- replay
+
+
+def aggregate_replay(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Aggregate study results per (corpus, pruner) over orderings, in order of appearance.
+
+    ``speedup`` is the total steps without pruning over the total steps trained; the rates
+    and ``regret`` are means over orderings; ``epochs_to_best`` is the mean over the orderings
+    that found the best (``n_found`` of them); ``prune_ms`` is the mean call time over all calls;
+    ``s_per_fit`` the mean time of the slow calls (the refit proxy).
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["corpus"], r["pruner"]), []).append(r)
+    out = []
+    for (corpus, pruner), rs in groups.items():
+        found = [r["epochs_to_best"] for r in rs if r.get("epochs_to_best") is not None]
+        regrets = [r["regret"] for r in rs if _finite(r.get("regret"))]
+        calls = sum(r["prune_calls"] for r in rs)
+        fit_calls = sum(r.get("fit_calls", 0) for r in rs)
+        out.append(
+            {
+                "corpus": corpus,
+                "pruner": pruner,
+                "orderings": len(rs),
+                "n_trials": int(np.mean([r["n_trials"] for r in rs])),
+                "speedup": sum(r["epochs_full"] for r in rs)
+                / max(1, sum(r["epochs_spent"] for r in rs)),
+                "hit_rate": float(np.mean([r["hit"] for r in rs])),
+                "best_completed": float(np.mean([r["best_completed"] for r in rs])),
+                "top5_completed": float(np.mean([r["top5_completed"] for r in rs])),
+                "regret": float(np.mean(regrets)) if regrets else math.nan,
+                "epochs_to_best": float(np.mean(found)) if found else math.nan,
+                "n_found": len(found),
+                "epochs_full": float(np.mean([r["epochs_full"] for r in rs])),
+                "prune_ms": 1e3 * sum(r["prune_s"] for r in rs) / max(1, calls),
+                "fit_calls": fit_calls / len(rs),
+                "s_per_fit": sum(r.get("fit_s", 0.0) for r in rs) / fit_calls
+                if fit_calls
+                else math.nan,
+                "wall_s": float(np.mean([r["wall_s"] for r in rs])),
+            }
+        )
+    return out
+
+
+def replay_header(orderings: int, n_trials: int | None) -> str:
+    """A line describing a replay's settings."""
+    cap = "all configurations" if n_trials is None else f"the first {n_trials} configurations"
+    return f"Replay: {orderings} orderings per corpus, {cap} of each.\n"
+
+
+def replay_table(summary: Sequence[dict[str, Any]]) -> str:
+    """The replay summary as a markdown table."""
+    head = (
+        "| corpus | pruner | speedup | hit rate | best completed | top-5 completed | regret "
+        "| epochs to best (found) | ms/call | refit proxy: calls, s/call | s/study |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for s in summary:
+        etb = (
+            f"{s['epochs_to_best']:.0f} / {s['epochs_full']:.0f} ({s['n_found']}/{s['orderings']})"
+            if s["n_found"]
+            else f"- ({s['n_found']}/{s['orderings']})"
+        )
+        if not s["pruner"].startswith("srp"):
+            fits = "-"  # no model to fit; slow calls there are garbage collection and the like
+        elif s["fit_calls"]:
+            fits = f"{s['fit_calls']:.0f}, {s['s_per_fit']:.3f}"
+        else:
+            fits = "0"
+        lines.append(
+            f"| {s['corpus']} | {s['pruner']} | {s['speedup']:.2f}x | {s['hit_rate']:.2f} "
+            f"| {s['best_completed']:.2f} | {s['top5_completed']:.2f} | {_fmt(s['regret'], 3)} "
+            f"| {etb} | {s['prune_ms']:.2f} | {fits} | {s['wall_s']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def replay_plots(
+    rows: Sequence[dict[str, Any]], out: Path, corpora: Sequence[Corpus] | None = None
+) -> list[Path]:
+    """Draw, per corpus, speedup against regret and the curves coloured by decision.
+
+    Returns the files written; nothing when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plots", file=sys.stderr)
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    by_name = {c.name: c for c in corpora or []}
+    written = []
+    summary = aggregate_replay(rows)
+    for corpus_name in dict.fromkeys(r["corpus"] for r in rows):
+        slug = _slug(corpus_name)
+        # Speedup against regret: one point per ordering, a cross per pruner's mean.
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        pruners = list(dict.fromkeys(r["pruner"] for r in rows if r["corpus"] == corpus_name))
+        cmap = plt.get_cmap("tab10")
+        for i, pruner in enumerate(pruners):
+            rs = [r for r in rows if r["corpus"] == corpus_name and r["pruner"] == pruner]
+            xs = [r["speedup"] for r in rs]
+            ys = [r["regret"] if _finite(r["regret"]) else np.nan for r in rs]
+            ax.scatter(xs, ys, color=cmap(i % 10), alpha=0.4, s=18)
+            s = next(x for x in summary if x["corpus"] == corpus_name and x["pruner"] == pruner)
+            ax.scatter(
+                [s["speedup"]],
+                [s["regret"]],
+                color=cmap(i % 10),
+                marker="X",
+                s=90,
+                label=pruner,
+                edgecolor="k",
+                linewidth=0.5,
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("speedup (steps without pruning / steps trained)")
+        ax.set_ylabel("normalised regret (0 = found the best)")
+        ax.set_title(corpus_name, fontsize=9)
+        ax.axhline(0.0, color="grey", linewidth=0.5)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out / f"speedup_regret_{slug}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
+        corpus = by_name.get(corpus_name)
+        if corpus is None:
+            corpus_path = next(
+                (r.get("corpus_path") for r in rows if r["corpus"] == corpus_name), None
+            )
+            if corpus_path is None or not Path(corpus_path).exists():
+                continue
+            corpus = load_corpus(corpus_path)
+        written.append(_curves_plot(plt, corpus, rows, out / f"curves_{slug}.png"))
+    return written
+
+
+def _curves_plot(plt: Any, corpus: Corpus, rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    first = {}
+    for r in rows:
+        if r["corpus"] == corpus.name and r["pruner"] not in first:
+            first[r["pruner"]] = r
+    n = len(first)
+    ncols = min(4, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows), squeeze=False, sharex=True, sharey=True
+    )
+    by_id = {c.id: c for c in corpus.configs}
+    steps = np.array(corpus.step_values)
+    finals = corpus.finals()
+    finite = finals[np.isfinite(finals)]
+    curves = np.concatenate([c.curve for c in corpus.configs])
+    curves = curves[np.isfinite(curves)]
+    # Focus on the range where decisions are made; diverged runs go off the chart.
+    lo, hi = np.percentile(curves, [1, 100]) if corpus.sign > 0 else np.percentile(curves, [0, 99])
+    if finite.size:
+        lo, hi = min(lo, finite.min()), max(hi, finite.max()) if corpus.sign > 0 else hi
+    for ax, (pruner, r) in zip(axes.ravel(), first.items()):
+        for cid, n_run, state in r["trials"]:
+            curve = by_id[cid].curve
+            color, alpha, z = {"C": ("tab:blue", 0.5, 2), "P": ("tab:red", 0.15, 1)}.get(
+                state, ("k", 0.3, 1)
+            )
+            ax.plot(
+                steps[:n_run], curve[:n_run], color=color, alpha=alpha, linewidth=0.6, zorder=z
+            )
+        n_c = sum(t[2] == "C" for t in r["trials"])
+        ax.set_title(f"{pruner}: {n_c} completed, {r['speedup']:.1f}x", fontsize=8)
+        ax.set_ylim(lo - 0.02 * (hi - lo), hi + 0.02 * (hi - lo))
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.suptitle(
+        f"{corpus.name}, ordering {next(iter(first.values()))['ordering']}: "
+        "blue completed, red pruned",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------- predict
+
+
+def aggregate_predict(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean of each predict metric over seeds, per (corpus, n_train, fraction, method)."""
+    groups: dict[tuple[str, int, float, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["corpus"], r["n_train"], r["fraction"], r["method"]), []).append(r)
+    out = []
+    for (corpus, n_train, fraction, method), rs in groups.items():
+        agg: dict[str, Any] = {
+            "corpus": corpus,
+            "n_train": n_train,
+            "fraction": fraction,
+            "method": method,
+            "seeds": len(rs),
+        }
+        for key in ("r2", "spearman", "kendall", "cover80", "cover90", "fit_s"):
+            vals = [r[key] for r in rs if _finite(r.get(key))]
+            agg[key] = float(np.mean(vals)) if vals else math.nan
+        out.append(agg)
+    return out
+
+
+def predict_table(summary: Sequence[dict[str, Any]]) -> str:
+    """The predict summary as a markdown table: one row per (corpus, n_train, fraction),
+    one R² / Spearman / Kendall column group per method, and the SRM's interval coverage."""
+    methods = list(dict.fromkeys(s["method"] for s in summary))
+    keyed = {(s["corpus"], s["n_train"], s["fraction"], s["method"]): s for s in summary}
+    head = (
+        "| corpus | n_train | curve seen | "
+        + " | ".join(f"{m} R² / ρ / τ" for m in methods)
+        + " | srm cover 80% / 90% | srm fit s |"
+    )
+    lines = [head, "|---|---|---|" + "---|" * len(methods) + "---|---|"]
+    for corpus, n_train, fraction in dict.fromkeys(
+        (s["corpus"], s["n_train"], s["fraction"]) for s in summary
+    ):
+        cells = []
+        for m in methods:
+            s = keyed.get((corpus, n_train, fraction, m))
+            cells.append(
+                "-"
+                if s is None
+                else f"{_fmt(s['r2'], 2)} / {_fmt(s['spearman'], 2)} / {_fmt(s['kendall'], 2)}"
+            )
+        srm = keyed.get((corpus, n_train, fraction, "srm"))
+        cover = f"{_fmt(srm['cover80'], 2)} / {_fmt(srm['cover90'], 2)}" if srm else "-"
+        fit = _fmt(srm["fit_s"], 3) if srm else "-"
+        lines.append(
+            f"| {corpus} | {n_train} | {fraction:.0%} | "
+            + " | ".join(cells)
+            + f" | {cover} | {fit} |"
+        )
+    return "\n".join(lines)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _fmt(v: Any, digits: int) -> str:
+    return f"{v:.{digits}f}" if _finite(v) else "-"
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
