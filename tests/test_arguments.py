@@ -1,0 +1,306 @@
+"""Constructor arguments: wrong types and out-of-range values give a ValueError or TypeError
+whose message names the argument and the value; valid edge values construct and work.
+
+SRPPruner validates in ``__init__``; SRMEnsemble validates in ``fit`` (scikit-learn style).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from typing import Any
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+
+from optuna_srp import SRMEnsemble
+from optuna_srp import SRPPruner
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# Public arguments (a leading underscore marks an experimental knob, not an API).
+_PRUNER_PARAMS = {p for p in inspect.signature(SRPPruner.__init__).parameters if p[0] != "_"}
+_PRUNER_PARAMS.discard("self")
+_ENSEMBLE_PARAMS = {p for p in inspect.signature(SRMEnsemble.__init__).parameters if p[0] != "_"}
+_ENSEMBLE_PARAMS.discard("self")
+
+
+def _names_argument_and_value(name: str, value: Any) -> str:
+    return rf"(?s){re.escape(name)}.*{re.escape(repr(value))}"
+
+
+class _NotAPruner:
+    def prune(self, study: object, trial: object) -> bool:
+        return False
+
+
+# (argument, bad value, expected exception)
+_BAD_PRUNER_ARGS: list[tuple[str, Any, type[Exception]]] = [
+    ("n_startup_trials", 1, ValueError),
+    ("n_startup_trials", -1, ValueError),
+    ("n_startup_trials", 2.0, TypeError),
+    ("n_startup_trials", "5", TypeError),
+    ("n_startup_trials", None, TypeError),
+    ("n_startup_trials", True, TypeError),
+    ("n_warmup_steps", -1, ValueError),
+    ("n_warmup_steps", 0.5, TypeError),
+    ("n_warmup_steps", None, TypeError),
+    ("interval_steps", 0, ValueError),
+    ("interval_steps", 1.0, TypeError),
+    ("threshold", -0.01, ValueError),
+    ("threshold", 1.01, ValueError),
+    ("threshold", math.nan, ValueError),
+    ("threshold", math.inf, ValueError),
+    ("threshold", "0.1", TypeError),
+    ("threshold", None, TypeError),
+    ("threshold", True, TypeError),
+    ("n_estimators", 0, ValueError),
+    ("n_estimators", 1.5, TypeError),
+    ("seed", 1.5, TypeError),
+    ("seed", "0", TypeError),
+    ("seed", True, TypeError),
+    ("wrapped_pruner", "median", TypeError),
+    ("wrapped_pruner", optuna.pruners.MedianPruner, TypeError),  # the class, not an instance
+    ("wrapped_pruner", _NotAPruner(), TypeError),
+    ("extra_features", 3, TypeError),
+    ("extra_features", "len", TypeError),
+    ("refit_fraction", -0.1, ValueError),
+    ("refit_fraction", -math.inf, ValueError),
+    ("refit_fraction", math.nan, ValueError),
+    ("refit_fraction", "0.1", TypeError),
+    ("max_train_trials", 9, ValueError),
+    ("max_train_trials", 10.0, TypeError),
+    ("max_curve_points", 0, ValueError),
+    ("max_curve_points", None, TypeError),
+    ("keep_top_fraction", -0.1, ValueError),
+    ("keep_top_fraction", 1.1, ValueError),
+    ("keep_top_fraction", math.nan, ValueError),
+    ("keep_top_fraction", "x", TypeError),
+]
+
+_THRESHOLD_ZERO = (
+    "bug (working tree): NormalDist().inv_cdf(1.0 - min(threshold, 0.5)) raises for 0"
+)
+
+
+def _xfail_threshold_zero(*values: Any) -> Any:
+    return pytest.param(*values, marks=pytest.mark.xfail(strict=True, reason=_THRESHOLD_ZERO))
+
+
+_VALID_PRUNER_ARGS: list[Any] = [
+    ("n_startup_trials", 2),
+    ("n_startup_trials", np.int64(3)),
+    ("n_warmup_steps", 0),
+    ("n_warmup_steps", 10**6),
+    ("interval_steps", 1),
+    _xfail_threshold_zero("threshold", 0.0),
+    ("threshold", 1.0),
+    _xfail_threshold_zero("threshold", 0),
+    ("threshold", np.float64(0.5)),
+    ("n_estimators", 1),
+    ("seed", None),
+    ("seed", 0),
+    ("seed", 2**31 - 1),
+    ("wrapped_pruner", None),
+    ("wrapped_pruner", optuna.pruners.NopPruner()),
+    ("wrapped_pruner", optuna.pruners.MedianPruner(n_startup_trials=1)),
+    ("extra_features", None),
+    ("extra_features", lambda t: [float(t.number)]),
+    ("refit_fraction", 0.0),
+    ("refit_fraction", math.inf),
+    ("max_train_trials", 10),
+    ("max_curve_points", 1),
+    ("keep_top_fraction", 0.0),
+    ("keep_top_fraction", 1.0),
+]
+
+
+def test_every_pruner_argument_is_covered() -> None:
+    bad = {name for name, _, _ in _BAD_PRUNER_ARGS}
+    valid = {name for name, _ in _arg_values(_VALID_PRUNER_ARGS)}
+    assert _PRUNER_PARAMS <= bad | {"seed"}  # every argument has a wrong value tested
+    assert _PRUNER_PARAMS <= valid
+
+
+@pytest.mark.parametrize(("name", "value", "error"), _BAD_PRUNER_ARGS)
+def test_pruner_rejects_bad_argument(name: str, value: Any, error: type[Exception]) -> None:
+    if name not in _PRUNER_PARAMS:
+        pytest.skip(f"SRPPruner has no argument {name}")
+    with pytest.raises(error, match=_names_argument_and_value(name, value)):
+        SRPPruner(**{name: value})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a negative seed is accepted, then RandomState(seed * 31 + n) raises in the "
+    "subsample path",
+)
+def test_pruner_rejects_negative_seed() -> None:
+    with pytest.raises(ValueError, match=_names_argument_and_value("seed", -1)):
+        SRPPruner(seed=-1)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: seed=np.int64(...) is rejected though every other int argument accepts it",
+)
+def test_pruner_accepts_numpy_int_seed() -> None:
+    SRPPruner(seed=np.int64(3))  # type: ignore[arg-type]
+
+
+def _decide(pruner: SRPPruner, direction: str = "minimize") -> bool:
+    """Run a few decisions of ``pruner`` on a small study."""
+    study = optuna.create_study(direction=direction, pruner=pruner)  # type: ignore[arg-type]
+    for i in range(12):
+        curve = {s: 1.0 + 0.1 * i + 1.0 / (s + 1) for s in range(6)}
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=curve[5],
+                params={"x": i},
+                distributions={"x": optuna.distributions.IntDistribution(0, 20)},
+                intermediate_values=curve,
+            )
+        )
+    trial = study.ask({"x": optuna.distributions.IntDistribution(0, 20)})
+    pruned = False
+    for s in range(6):
+        trial.report(5.0 - 0.1 * s, s)
+        pruned = trial.should_prune() or pruned
+    return pruned
+
+
+@pytest.mark.parametrize(("name", "value"), _VALID_PRUNER_ARGS)
+def test_pruner_accepts_valid_edge_value(name: str, value: Any) -> None:
+    if name not in _PRUNER_PARAMS:
+        pytest.skip(f"SRPPruner has no argument {name}")
+    kwargs = {name: value}
+    if name != "n_startup_trials":
+        kwargs["n_startup_trials"] = 2
+    pruner = SRPPruner(**kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _decide(pruner)
+
+
+@pytest.mark.xfail(strict=True, reason=_THRESHOLD_ZERO)
+def test_threshold_edges_decide_as_documented() -> None:
+    # threshold 0 never prunes; threshold 1 prunes a clearly bad trial.
+    assert not _decide(SRPPruner(n_startup_trials=2, threshold=0.0, seed=0))
+    assert _decide(SRPPruner(n_startup_trials=2, threshold=1.0, seed=0))
+
+
+# ---------------------------------------------------------------------------------------------
+# SRMEnsemble (validates in fit).
+
+_OPEN = "bug: SRMEnsemble.fit does not validate this argument (see the proposed constraints)"
+
+
+def _xfail(*values: Any) -> Any:
+    return pytest.param(*values, marks=pytest.mark.xfail(strict=True, reason=_OPEN))
+
+
+_BAD_ENSEMBLE_ARGS: list[Any] = [
+    ("n_estimators", 0),
+    ("n_estimators", -1),
+    ("n_estimators", 2.0),
+    ("n_estimators", "3"),
+    ("n_estimators", None),
+    ("nu", 0.0),
+    ("nu", 1.5),
+    ("nu", -0.1),
+    ("nu", "a"),
+    ("nu", math.nan),
+    ("C", 0.0),
+    ("C", -1.0),
+    ("C", "a"),
+    ("C", math.nan),
+    _xfail("C", math.inf),
+    _xfail("gamma", -1.0),
+    _xfail("gamma", "scale"),
+    ("gamma", math.nan),
+    ("gamma", math.inf),
+    ("calibration", "x"),
+    ("calibration", None),
+    ("calibration", 1),
+    _xfail("n_neighbors", 0),
+    _xfail("n_neighbors", -1),
+    _xfail("n_neighbors", 0.0),
+    _xfail("n_neighbors", 1.5),
+    _xfail("n_neighbors", "a"),
+    _xfail("n_neighbors", None),
+    _xfail("n_neighbors", math.nan),
+    _xfail("top_fraction", -0.1),
+    _xfail("top_fraction", 1.5),
+    _xfail("top_fraction", "a"),
+    _xfail("top_fraction", math.nan),
+    _xfail("random_state", "a"),
+    _xfail("random_state", -1),
+    _xfail("random_state", 1.5),
+]
+
+_VALID_ENSEMBLE_ARGS: list[Any] = [
+    ("n_estimators", 1),
+    _xfail("n_estimators", np.int64(2)),
+    ("nu", 1.0),
+    ("nu", 1e-3),
+    ("nu", None),
+    ("C", 1e-6),
+    ("C", 1e6),
+    ("C", None),
+    ("gamma", 0.0),
+    ("gamma", 1e3),
+    ("gamma", None),
+    ("calibration", "local"),
+    ("calibration", "global"),
+    ("calibration", "spread"),
+    ("n_neighbors", 1),
+    ("n_neighbors", 1000),
+    ("n_neighbors", 1.0),
+    ("n_neighbors", 0.01),
+    ("top_fraction", 0.0),
+    ("top_fraction", 1.0),
+    ("random_state", None),
+    ("random_state", 0),
+    ("random_state", 2**32 - 1),
+    ("random_state", np.random.RandomState(0)),
+]
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(20, 3))
+    return X, X.sum(axis=1) + rng.normal(scale=0.05, size=20)
+
+
+def _arg_values(cases: list[Any]) -> list[tuple[str, Any]]:
+    return [c.values if hasattr(c, "values") else c for c in cases]
+
+
+def test_every_ensemble_argument_is_covered() -> None:
+    assert _ENSEMBLE_PARAMS <= {name for name, _ in _arg_values(_BAD_ENSEMBLE_ARGS)}
+    assert _ENSEMBLE_PARAMS <= {name for name, _ in _arg_values(_VALID_ENSEMBLE_ARGS)}
+
+
+@pytest.mark.parametrize(("name", "value"), _BAD_ENSEMBLE_ARGS)
+def test_ensemble_rejects_bad_argument(name: str, value: Any) -> None:
+    if name not in _ENSEMBLE_PARAMS:
+        pytest.skip(f"SRMEnsemble has no argument {name}")
+    X, y = _data()
+    model = SRMEnsemble(**{name: value})  # sklearn style: no validation in __init__
+    with pytest.raises((ValueError, TypeError), match=_names_argument_and_value(name, value)):
+        model.fit(X, y)
+
+
+@pytest.mark.parametrize(("name", "value"), _VALID_ENSEMBLE_ARGS)
+def test_ensemble_accepts_valid_edge_value(name: str, value: Any) -> None:
+    if name not in _ENSEMBLE_PARAMS:
+        pytest.skip(f"SRMEnsemble has no argument {name}")
+    X, y = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning or numpy warning either
+        mean, std = SRMEnsemble(**{name: value}).fit(X, y).predict(X[:3], return_std=True)
+    assert np.isfinite(mean).all() and np.isfinite(std).all() and (std >= 0).all()

@@ -1,0 +1,395 @@
+"""Faults: scikit-learn failing to fit, trials vanishing or failing while another decides,
+pickled and copied pruners, and a user's ``extra_features`` callable misbehaving."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Container
+import copy
+import pickle
+from typing import Any
+import warnings
+
+import optuna
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+import pytest
+import sklearn.svm
+
+from optuna_srp import SRMEnsemble
+from optuna_srp import SRPPruner
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+_X = optuna.distributions.FloatDistribution(0.0, 1.0)
+_N_STEPS = 8
+
+
+def _curve(i: int, shift: float = 0.0) -> dict[int, float]:
+    return {s: shift + 0.1 * i + 1.0 / (s + 1) for s in range(_N_STEPS)}
+
+
+def _study(
+    pruner: SRPPruner,
+    n_complete: int = 8,
+    shift: float = 0.0,
+    storage: Any = None,
+    name: str | None = None,
+) -> optuna.Study:
+    study = optuna.create_study(storage=storage, study_name=name, pruner=pruner)
+    for i in range(n_complete):
+        _add(study, i, shift)
+    return study
+
+
+def _add(study: optuna.Study, i: int, shift: float = 0.0) -> None:
+    curve = _curve(i, shift)
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=curve[_N_STEPS - 1],
+            params={"x": (i % 10) / 10},
+            distributions={"x": _X},
+            intermediate_values=curve,
+        )
+    )
+
+
+def _running(study: optuna.Study, values: list[float]) -> optuna.Trial:
+    trial = study.ask({"x": _X})
+    for step, value in enumerate(values):
+        trial.report(value, step)
+    return trial
+
+
+def _frozen(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial:
+    return study._storage.get_trial(trial._trial_id)
+
+
+def _pruner(**kwargs: Any) -> SRPPruner:
+    kwargs.setdefault("n_startup_trials", 2)
+    kwargs.setdefault("seed", 0)
+    return SRPPruner(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# A fitting failure inside scikit-learn.
+
+
+def _raise(*args: Any, **kwargs: Any) -> Any:
+    raise ValueError("simulated failure inside scikit-learn")
+
+
+@pytest.mark.parametrize(
+    "target", [(sklearn.svm.NuSVR, "fit"), (SRMEnsemble, "fit")], ids=["NuSVR", "SRMEnsemble"]
+)
+def test_fit_failure_warns_once_and_does_not_prune(
+    monkeypatch: pytest.MonkeyPatch, target: tuple[type, str]
+) -> None:
+    pruner = _pruner(threshold=1.0)  # would prune everything but the best with a model
+    study = _study(pruner)
+    monkeypatch.setattr(*target, _raise)
+    trial = study.ask({"x": _X})
+    with pytest.warns(RuntimeWarning, match="could not fit") as record:
+        for step in range(_N_STEPS):  # several decision steps, so several failed fits
+            trial.report(10.0 + step, step)
+            assert not trial.should_prune()
+            assert pruner.predict(study, _frozen(study, trial)) is None
+    fit_warnings = [w for w in record if "could not fit" in str(w.message)]
+    assert len(fit_warnings) == 1
+    assert "ValueError: simulated failure" in str(fit_warnings[0].message)
+    study.tell(trial, state=TrialState.PRUNED)
+
+    # scikit-learn works again; once the complete set grows, the models are refitted.
+    monkeypatch.undo()
+    for i in range(8, 12):
+        _add(study, i)
+    trial = _running(study, [10.0 + s for s in range(_N_STEPS)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert trial.should_prune()
+        assert pruner.predict(study, _frozen(study, trial)) is not None
+
+
+@pytest.mark.parametrize("n_complete", [2, 3])
+@pytest.mark.parametrize(
+    "values",
+    [
+        lambda i, s: 1.0,  # everything constant
+        lambda i, s: float("nan"),  # every curve diverged
+        lambda i, s: float("inf") if s % 2 else 1e18 * i,
+    ],
+    ids=["constant", "nan", "inf_and_huge"],
+)
+def test_degenerate_training_sets_never_raise(
+    n_complete: int, values: Callable[[int, int], float]
+) -> None:
+    pruner = _pruner(threshold=1.0)
+    study = optuna.create_study(pruner=pruner)
+    for i in range(n_complete):
+        curve = {s: values(i, s) for s in range(4)}
+        final = curve[3] if curve[3] == curve[3] else float("inf")  # COMPLETE cannot be NaN
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=final, params={}, distributions={}, intermediate_values=curve
+            )
+        )
+    trial = study.ask()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for step in range(4):
+            trial.report(values(n_complete, step), step)
+            trial.should_prune()
+            prediction = pruner.predict(study, _frozen(study, trial))
+            assert prediction is None or all(v == v and abs(v) != float("inf") for v in prediction)
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency: the set of complete trials changes between (or during) decisions.
+
+
+class _View:
+    """Wraps ``study.get_trials`` so that some trials look deleted or failed, as when another
+    process changed the storage between two reads."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._get_trials = study.get_trials
+        self.deleted: set[int] = set()
+        self.failed: set[int] = set()
+        self.calls = 0
+
+    def __call__(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        self.calls += 1
+        out = []
+        for t in self._get_trials(deepcopy=deepcopy):
+            if t.number in self.deleted:
+                continue
+            if t.number in self.failed:
+                t = copy.copy(t)
+                t.state, t.value = TrialState.FAIL, None
+            if states is None or t.state in states:
+                out.append(t)
+        return out
+
+
+def _same_as_fresh(pruner: SRPPruner, study: optuna.Study, trial: optuna.Trial) -> None:
+    """The pruner decides as a fresh one would from what the storage shows now."""
+    fresh = _pruner()
+    frozen = _frozen(study, trial)
+    assert pruner.predict(study, frozen) == fresh.predict(study, frozen)
+
+
+@pytest.mark.parametrize("fault", ["deleted", "failed", "replaced"])
+def test_complete_set_shrinking_refits(monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
+    pruner = _pruner()
+    study = _study(pruner, n_complete=8)
+    view = _View(study)
+    monkeypatch.setattr(study, "get_trials", view)
+    trial = _running(study, [1.5, 1.2, 1.1])
+    trial.should_prune()
+    before = pruner.predict(study, _frozen(study, trial))
+    assert before is not None and view.calls > 0
+
+    # The best complete trial (number 0) disappears: deleted, turned FAIL, or deleted while
+    # another trial completed (same count, different members).
+    getattr(view, "failed" if fault == "failed" else "deleted").add(0)
+    if fault == "replaced":
+        _add(study, 9)
+    trial.report(1.05, 3)
+    trial.should_prune()
+    _same_as_fresh(pruner, study, trial)
+    assert pruner.predict(study, _frozen(study, trial)) != before
+
+
+def test_trial_deleted_while_deciding(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The storage changes between the pruner's reads within one decision: every read returns a
+    # different set. Decisions go on, and end up identical to a fresh pruner's.
+    pruner = _pruner()
+    study = _study(pruner, n_complete=9)
+    view = _View(study)
+    original = view.__call__
+
+    def flaky(deepcopy: bool = True, states: Container[TrialState] | None = None) -> Any:
+        view.deleted = {view.calls % 9}
+        return original(deepcopy=deepcopy, states=states)
+
+    monkeypatch.setattr(study, "get_trials", flaky)
+    trial = study.ask({"x": _X})
+    for step in range(_N_STEPS):
+        trial.report(1.5 - 0.01 * step, step)
+        trial.should_prune()
+    monkeypatch.setattr(study, "get_trials", view)
+    _same_as_fresh(pruner, study, trial)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: _write_attrs raises UpdateFinishedTrialError when the running trial was "
+    "finished by another process (e.g. failed by a heartbeat check) before it asks",
+)
+def test_running_trial_failed_by_another_process() -> None:
+    pruner = _pruner(threshold=1.0)
+    study = _study(pruner)
+    trial = _running(study, [5.0, 4.0])
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    trial.should_prune()  # optuna's own pruners return a decision here
+
+
+def test_other_trials_failing_between_decisions() -> None:
+    # Trials of other workers fail and get pruned between two decisions: only COMPLETE ones
+    # are learnt from, so nothing changes.
+    pruner = _pruner()
+    study = _study(pruner)
+    trial = _running(study, [1.5, 1.2])
+    trial.should_prune()
+    before = pruner.predict(study, _frozen(study, trial))
+    for state in (TrialState.FAIL, TrialState.PRUNED):
+        other = _running(study, [0.1, 0.1])
+        study.tell(other, state=state)
+    assert pruner.predict(study, _frozen(study, trial)) == before
+    _same_as_fresh(pruner, study, trial)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pickled and copied pruners.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a pickled pruner keeps its fitted models, keyed by study name and trial "
+    "numbers only, and reuses them on another storage's study of the same name",
+)
+def test_unpickled_pruner_decides_from_current_storage() -> None:
+    pruner = _pruner()
+    study_a = _study(pruner, storage=optuna.storages.InMemoryStorage(), name="shared")
+    trial = _running(study_a, [1.5, 1.2])
+    trial.should_prune()
+    assert pruner.predict(study_a, _frozen(study_a, trial)) is not None
+
+    restored = pickle.loads(pickle.dumps(pruner))
+    # Another process loads "shared" from its own storage: the same trial numbers, values 100
+    # higher.
+    study_b = _study(
+        restored, shift=100.0, storage=optuna.storages.InMemoryStorage(), name="shared"
+    )
+    trial_b = _running(study_b, [101.5, 101.2])
+    trial_b.should_prune()
+    _same_as_fresh(restored, study_b, trial_b)
+
+
+def test_unpickled_pruner_refits_on_a_grown_study(tmp_path: Any) -> None:
+    storage = f"sqlite:///{tmp_path}/db.sqlite3"
+    pruner = _pruner()
+    study = _study(pruner, storage=storage, name="s")
+    trial = _running(study, [1.5, 1.2])
+    trial.should_prune()
+    restored = pickle.loads(pickle.dumps(pruner))
+    loaded = optuna.load_study(study_name="s", storage=storage, pruner=restored)
+    for i in range(8, 16):  # other workers completed trials meanwhile
+        _add(loaded, i)
+    trial = _running(loaded, [1.5, 1.2, 1.1])
+    assert isinstance(trial.should_prune(), bool)
+    _same_as_fresh(restored, loaded, trial)
+
+
+def test_pickled_pruner_round_trip_decides_the_same() -> None:
+    pruner = _pruner()
+    study = _study(pruner)
+    trial = _running(study, [1.5, 1.2])
+    decision = trial.should_prune()
+    restored = pickle.loads(pickle.dumps(pruner))
+    frozen = _frozen(study, trial)
+    assert restored.prune(study, frozen) == decision
+    assert restored.predict(study, frozen) == pruner.predict(study, frozen)
+
+
+def test_deepcopy_of_a_fitted_pruner() -> None:
+    pruner = _pruner()
+    study = _study(pruner)
+    trial = _running(study, [1.5, 1.2])
+    decision = trial.should_prune()
+    clone = copy.deepcopy(pruner)
+    assert clone._lock is not pruner._lock
+    frozen = _frozen(study, trial)
+    assert clone.prune(study, frozen) == decision
+    assert clone.predict(study, frozen) == pruner.predict(study, frozen)
+    # The copy is independent: refitting it on a grown study leaves the original alone.
+    for i in range(8, 12):
+        _add(study, i)
+    trial.report(1.1, 2)
+    frozen = _frozen(study, trial)
+    clone.predict(study, frozen)
+    assert pruner.predict(study, frozen) == _pruner().predict(study, frozen)
+    # And a study holding a fitted pruner deep-copies too.
+    copy.deepcopy(study)
+
+
+# ---------------------------------------------------------------------------------------------
+# The user's extra_features callable.
+
+
+class _UserError(Exception):
+    pass
+
+
+def _raising(trial: FrozenTrial) -> list[float]:
+    raise _UserError(f"cannot describe trial {trial.number}")
+
+
+def test_extra_features_raising_propagates_unchanged() -> None:
+    # Defined behaviour: the user's own exception reaches the user's loop unchanged (the
+    # pruner does not hide bugs in user code) - at the first decision with a model.
+    pruner = _pruner(extra_features=_raising)
+    study = _study(pruner)
+    trial = study.ask({"x": _X})
+    trial.report(1.0, 0)
+    with pytest.raises(_UserError, match="cannot describe trial"):
+        trial.should_prune()
+
+
+def test_extra_features_not_called_before_startup() -> None:
+    pruner = _pruner(extra_features=_raising, n_startup_trials=5)
+    study = _study(pruner, n_complete=4)
+    trial = _running(study, [1.0, 0.5])
+    assert not trial.should_prune()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [lambda t: "abc", lambda t: {"a": 1.0}, lambda t: [[1.0], [1.0, 2.0]], lambda t: object()],
+    ids=["str", "dict", "ragged", "object"],
+)
+def test_extra_features_garbage_gives_clear_value_error(
+    garbage: Callable[[FrozenTrial], Any],
+) -> None:
+    pruner = _pruner(extra_features=garbage)
+    study = _study(pruner)
+    trial = study.ask({"x": _X})
+    trial.report(1.0, 0)
+    with pytest.raises(ValueError, match=r"extra_features must return a sequence of numbers.*"):
+        trial.should_prune()
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        lambda t: [],
+        lambda t: [float("nan"), float("inf"), -1e300],
+        lambda t: list(range(t.number)),  # a different length for every trial
+        lambda t: (1.0, 2.0),
+        lambda t: 3.0,  # a scalar is read as one feature
+    ],
+    ids=["empty", "nonfinite", "ragged_lengths", "tuple", "scalar"],
+)
+def test_extra_features_odd_but_numeric_values_work(odd: Callable[[FrozenTrial], Any]) -> None:
+    pruner = _pruner(extra_features=odd)
+    study = _study(pruner)
+    trial = _running(study, [1.5, 1.2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        trial.should_prune()
+        prediction = pruner.predict(study, _frozen(study, trial))
+    assert prediction is not None
+    assert all(v == v and abs(v) != float("inf") for v in prediction)
