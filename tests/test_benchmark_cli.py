@@ -70,8 +70,11 @@ def test_replay_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
     # ``report`` renders the same table from results.jsonl.
     report_md = tmp_path / "report.md"
-    assert main(["report", str(out / "results.jsonl"), "--out", str(report_md)]) == 0
-    assert "| synthetic | nop | 1.00x |" in report_md.read_text()
+    argv = ["report", str(out / "results.jsonl"), "--out", str(report_md), "--compact"]
+    assert main(argv) == 0
+    text = report_md.read_text()
+    assert "| synthetic | nop | 1.00x |" in text
+    assert "| corpus | srp:n_startup_trials=5 | median | nop |" in text
 
 
 def test_predict_end_to_end(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from optuna_srp.benchmark._corpus import Corpus
 from optuna_srp.benchmark._corpus import load_corpus
+from optuna_srp.benchmark._pruners import PRUNER_NAMES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "results", nargs="+", type=Path, help="results.jsonl files of replay and/or predict"
     )
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here")
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="also a corpus x pruner table of speedup / hit rate / top-5 completed",
+    )
     parser.add_argument(
         "--plots", type=Path, default=None, help="draw replay plots in this folder"
     )
@@ -46,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
             (predict_rows if row.get("kind") == "predict" else replay_rows).append(row)
     parts = []
     if replay_rows:
-        parts.append(replay_table(aggregate_replay(replay_rows)))
+        summary = aggregate_replay(replay_rows)
+        if args.compact:
+            parts.append(compact_table(summary))
+        parts.append(replay_table(summary))
     if predict_rows:
         parts.append(predict_table(aggregate_predict(predict_rows)))
     text = "\n\n".join(parts) + "\n"
@@ -80,7 +89,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def aggregate_replay(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Aggregate study results per (corpus, pruner) over orderings, in order of appearance.
+    """Aggregate study results per (corpus, pruner) over orderings.
+
+    Corpora are sorted by name, pruners as in :data:`PRUNER_NAMES` (variants after their base).
 
     ``speedup`` is the total steps without pruning over the total steps trained; the rates
     and ``regret`` are means over orderings; ``epochs_to_best`` is the mean over the orderings
@@ -91,7 +102,7 @@ def aggregate_replay(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         groups.setdefault((r["corpus"], r["pruner"]), []).append(r)
     out = []
-    for (corpus, pruner), rs in groups.items():
+    for (corpus, pruner), rs in sorted(groups.items(), key=lambda kv: _group_order(*kv[0])):
         found = [r["epochs_to_best"] for r in rs if r.get("epochs_to_best") is not None]
         regrets = [r["regret"] for r in rs if _finite(r.get("regret"))]
         calls = sum(r["prune_calls"] for r in rs)
@@ -153,6 +164,27 @@ def replay_table(summary: Sequence[dict[str, Any]]) -> str:
             f"| {s['best_completed']:.2f} | {s['top5_completed']:.2f} | {_fmt(s['regret'], 3)} "
             f"| {etb} | {s['prune_ms']:.2f} | {fits} | {s['wall_s']:.1f} |"
         )
+    return "\n".join(lines)
+
+
+def compact_table(summary: Sequence[dict[str, Any]]) -> str:
+    """One row per corpus, one column per pruner: ``speedup / hit rate / top-5 completed``."""
+    pruners = list(dict.fromkeys(s["pruner"] for s in summary))
+    keyed = {(s["corpus"], s["pruner"]): s for s in summary}
+    lines = [
+        "| corpus | " + " | ".join(pruners) + " |",
+        "|---|" + "---|" * len(pruners),
+    ]
+    for corpus in dict.fromkeys(s["corpus"] for s in summary):
+        cells = []
+        for p in pruners:
+            s = keyed.get((corpus, p))
+            cells.append(
+                "-"
+                if s is None
+                else f"{s['speedup']:.1f}x / {s['hit_rate']:.1f} / {s['top5_completed']:.2f}"
+            )
+        lines.append(f"| {corpus} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -322,6 +354,12 @@ def predict_table(summary: Sequence[dict[str, Any]]) -> str:
             + f" | {cover} | {fit} |"
         )
     return "\n".join(lines)
+
+
+def _group_order(corpus: str, pruner: str) -> tuple[str, int, str]:
+    base = pruner.split(":")[0]
+    rank = PRUNER_NAMES.index(base) if base in PRUNER_NAMES else len(PRUNER_NAMES)
+    return corpus, rank, pruner
 
 
 def _finite(v: Any) -> bool:
