@@ -30,6 +30,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -536,6 +537,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="keep curves within ±1e18 (no values whose squares overflow float64)",
     )
+    parser.add_argument(
+        "--progress", type=int, default=1000, help="print progress every this many studies"
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=0.0,
+        help="stop after this many seconds and report the studies run so far (0: no limit)",
+    )
     parser.add_argument("--show", type=int, default=3, help="how many failures to print in full")
 
 
@@ -549,12 +559,27 @@ def run(args: argparse.Namespace) -> int:
     jobs = [(args.seed, i, args.repro_every, args.extreme) for i in range(args.n_studies)]
     start = time.perf_counter()
     results: list[_Result] = []
+
+    def collect(stream: Iterable[_Result]) -> None:
+        for r in stream:
+            results.append(r)
+            n = len(results)
+            if args.progress and n % args.progress == 0:
+                bad = sum(bool(x.exception or x.violations) for x in results)
+                elapsed = time.perf_counter() - start
+                print(
+                    f"  {n}/{args.n_studies} studies, {bad} failing, {elapsed:.0f} s", flush=True
+                )
+            if args.time_limit and time.perf_counter() - start > args.time_limit:
+                print(f"  time limit reached after {n} studies", flush=True)
+                return
+
     if args.jobs == 1:
-        results = [_soak_one(j) for j in jobs]
+        collect(_soak_one(j) for j in jobs)
     else:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(args.jobs, initializer=_init_worker) as pool:
-            results = list(pool.imap_unordered(_soak_one, jobs, chunksize=8))
+            collect(pool.imap_unordered(_soak_one, jobs, chunksize=8))
     elapsed = time.perf_counter() - start
     results.sort(key=lambda r: r.index)
     report = summarize(results, elapsed, args.seed)
