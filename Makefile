@@ -18,8 +18,10 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PIP) install -q -e ".[test,bench,examples]"
 	touch $@
 
+# The main job: tune a PyTorch CNN on scikit-learn's bundled digits with SRPPruner (no download).
+# Pass options through ARGS, e.g. make demo ARGS="--pruner all".
 demo: $(VENV)/.installed-examples
-	$(PY) examples/sklearn_digits.py
+	$(PY) examples/pytorch_digits.py $(ARGS)
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check optuna_srp tests integration_tests examples

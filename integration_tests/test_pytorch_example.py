@@ -1,0 +1,179 @@
+"""Real (tiny) PyTorch training under SRPPruner, through the examples in ``examples/``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import importlib
+from pathlib import Path
+import subprocess
+import sys
+from types import ModuleType
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+import pytest
+
+from optuna_srp import SRPPruner
+
+
+torch = pytest.importorskip("torch", reason="the PyTorch examples need torch")
+pytest.importorskip("torchvision", reason="the PyTorch examples need torchvision")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+# A config that learns digits within an epoch or two, and two that barely learn in a few.
+GOOD: dict[str, Any] = {
+    "n_conv_layers": 1,
+    "filters": 16,
+    "kernel_size": 3,
+    "dropout": 0.1,
+    "optimizer": "Adam",
+    "lr": 3e-3,
+    "batch_size": 64,
+}
+SLOW_SGD: dict[str, Any] = {**GOOD, "optimizer": "SGD", "lr": 1e-4, "batch_size": 128}
+SLOW_ADAM: dict[str, Any] = {**GOOD, "lr": 1e-4, "batch_size": 128, "n_conv_layers": 2}
+
+
+@pytest.fixture(scope="module")
+def example() -> Iterator[ModuleType]:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        yield importlib.import_module("pytorch_digits")
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the fastest for these small models, and kind to a shared CI box
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _run(*args: str, timeout: float = 300) -> str:
+    proc = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=EXAMPLES.parent,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_srp_prunes_real_training(example: ModuleType) -> None:
+    epochs = 6
+    data = example.load_data("digits")
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=0),
+        pruner=SRPPruner(n_startup_trials=4, seed=0),
+    )
+    # Start-up: good and slow configs complete, so that the model sees both kinds of curve.
+    for params in (GOOD, SLOW_SGD, {**GOOD, "lr": 1e-2, "filters": 8}, SLOW_ADAM):
+        study.enqueue_trial(params)
+    # Then slow ones again, with small changes: the pruner should stop them early.
+    for lr in (1.2e-4, 1.5e-4, 1e-4):
+        study.enqueue_trial({**SLOW_SGD, "lr": lr})
+    study.enqueue_trial({**GOOD, "dropout": 0.2})
+    study.optimize(example.make_objective(data, epochs), n_trials=8)
+
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 8
+    assert all(t.state in FINISHED for t in trials)
+    assert all(t.state == TrialState.COMPLETE for t in trials[:4])
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert len(pruned) >= 2, [(t.state, t.user_attrs) for t in trials]
+    for t in pruned:
+        assert len(t.intermediate_values) < epochs
+        assert t.user_attrs["srp:probability"] < 0.01
+    assert study.best_trial.state == TrialState.COMPLETE
+    assert study.best_value > 0.9
+    assert trials[-1].state == TrialState.COMPLETE  # a good config is kept
+
+
+def test_pruner_all_prints_a_comparison(
+    example: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plot = tmp_path / "curves.png"
+    argv = ["--pruner", "all", "--n-trials", "4", "--epochs", "3", "--progress-every", "0"]
+    results = example.main([*argv, "--plot", str(plot)])
+    out = capsys.readouterr().out
+
+    assert [r.pruner for r in results] == ["srp", "none", "median", "hyperband"]
+    for r in results:
+        assert r.n_complete + r.n_pruned == 4
+        assert r.epochs_trained <= r.epochs_without_pruning == 4 * 3
+    none = results[1]
+    assert none.n_pruned == 0 and none.epochs_trained == 12
+    table = out[out.index("Same study") :].splitlines()
+    assert "speedup" in table[2] and "best acc" in table[2]
+    for name in ("srp", "none", "median", "hyperband"):
+        assert any(line.startswith(name) for line in table)
+    assert out.count("epochs trained:") == 4
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert plot.stat().st_size > 0
+
+
+def test_distributed_workers_share_one_study(tmp_path: Path) -> None:
+    storage = f"journal:{tmp_path / 'journal.log'}"
+    args = ["--n-trials", "6", "--epochs", "3", "--storage", storage]
+    out = _run(str(EXAMPLES / "distributed.py"), "--n-workers", "2", *args)
+
+    assert "epochs trained:" in out and "trials per worker:" in out
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        storage_obj = importlib.import_module("pytorch_digits").make_storage(storage)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    study = optuna.load_study(study_name="pytorch-digits-distributed", storage=storage_obj)
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 6
+    assert all(t.state in FINISHED for t in trials)
+    assert {t.user_attrs["worker"] for t in trials} == {0, 1}
+
+    # Running again resumes the same study.
+    args[1] = "1"
+    out = _run(str(EXAMPLES / "distributed.py"), "--n-workers", "1", *args)
+    assert "6 earlier trials" in out
+    assert len(optuna.load_study(study_name=study.study_name, storage=storage_obj).trials) == 7
+
+
+def test_distributed_example_on_postgres(postgres_url: str, study_name: str) -> None:
+    args = ["--n-workers", "2", "--n-trials", "4", "--epochs", "2"]
+    _run(
+        str(EXAMPLES / "distributed.py"),
+        *args,
+        "--storage",
+        postgres_url,
+        "--study-name",
+        study_name,
+    )
+    trials = optuna.load_study(study_name=study_name, storage=postgres_url).trials
+    assert len(trials) == 4
+    assert all(t.state in FINISHED for t in trials)
+
+
+def test_lightning_pruning_callback_with_srp() -> None:
+    pytest.importorskip("lightning", reason="lightning is not installed")
+    pytest.importorskip("optuna_integration", reason="optuna-integration is not installed")
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        lightning_example = importlib.import_module("lightning_example")
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+    study = lightning_example.run(n_trials=4, epochs=3, seed=0, n_startup_trials=3)
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 4
+    assert all(t.state in FINISHED for t in trials)
+    assert all(len(t.intermediate_values) == 3 for t in trials[:3])  # start-up: complete
+    # The callback reported each epoch and SRPPruner, with three complete trials, decided.
+    assert "srp:probability" in trials[3].user_attrs
+    assert 1 <= len(trials[3].intermediate_values) <= 3
