@@ -1,0 +1,218 @@
+"""Many workers, one study: SRPPruner through SQLite, JournalStorage and PostgreSQL.
+
+Every run replays the same synthetic corpus (80 saturating learning curves of 20 steps, see
+``_workers.make_corpus``) in the same ordering: trial number ``k`` runs configuration
+``order[k]``, whichever worker asks for it. Each worker has its own SRPPruner (a subclass that
+checks, after every decision, that the model it holds was fitted only on trials COMPLETE in
+storage with the values stored there).
+
+Tolerances against the single-process replay of the same ordering: the best configuration is
+kept (it ends COMPLETE) and the fraction of steps saved is within 25% (relative) of the
+single-process fraction. Workers decide from different snapshots of the complete set, so the
+decisions are not identical, but they should be as good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import math
+from pathlib import Path
+import time
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+import pytest
+
+from integration_tests._workers import make_corpus
+from integration_tests._workers import make_order
+from integration_tests._workers import N_CONFIGS
+from integration_tests._workers import Quality
+from integration_tests._workers import quality
+from integration_tests._workers import replay
+from integration_tests._workers import run_processes
+from integration_tests._workers import StorageSpec
+from integration_tests._workers import TERMINAL
+from integration_tests._workers import WorkerSpec
+
+
+N_WORKERS = 4
+SAVED_RTOL = 0.25
+N_KILL_TRIALS = 12  # per worker in the tests that kill one
+HANG_STEP = 5
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+
+@pytest.fixture(scope="module")
+def baseline() -> Quality:
+    """The single-process replay of the same ordering (in memory, one pruner)."""
+    storage = optuna.storages.InMemoryStorage()
+    spec = WorkerSpec(StorageSpec("memory"), "baseline", N_CONFIGS, result_path="")
+    result = replay(spec, storage)
+    assert result["n_violations"] == 0, result["violations"]
+    study = optuna.load_study(study_name="baseline", storage=storage)
+    q = quality(study.trials, make_corpus(), make_order())
+    assert q.best_kept, "the single-process replay lost the best configuration"
+    assert 0.3 < q.saved < 0.95, q
+    return q
+
+
+def _storage_spec(kind: str, tmp_path: Path, postgres_url: str | None = None) -> StorageSpec:
+    if kind == "sqlite":
+        return StorageSpec("sqlite", str(tmp_path / "study.db"))
+    if kind == "journal":
+        return StorageSpec("journal", str(tmp_path / "study.log"))
+    assert postgres_url is not None
+    return StorageSpec("postgres", postgres_url)
+
+
+def _specs(
+    storage: StorageSpec, study_name: str, tmp_path: Path, n_trials: Sequence[int]
+) -> list[WorkerSpec]:
+    return [
+        WorkerSpec(storage, study_name, n, str(tmp_path / f"worker{i}.json"), worker=i)
+        for i, n in enumerate(n_trials)
+    ]
+
+
+def _check_results(results: Sequence[dict[str, Any]]) -> None:
+    for r in results:
+        if r.get("killed"):
+            continue
+        assert r["error"] is None, f"worker {r['worker']} raised:\n{r['error']}"
+        assert r["exitcode"] == 0, r
+        assert r["n_violations"] == 0, r["violations"]
+    alive = [r for r in results if not r.get("killed")]
+    assert sum(r["n_model_calls"] for r in alive) > 0, "no decision was taken by a model"
+    assert sum(r["n_pruned"] for r in alive) > 0, "nothing was pruned"
+
+
+def _check_study(
+    storage: StorageSpec, study_name: str, n_dispatched: int, baseline: Quality | None
+) -> list[optuna.trial.FrozenTrial]:
+    trials = optuna.load_study(study_name=study_name, storage=storage.open()).trials
+    assert len(trials) == n_dispatched, "a trial was lost or duplicated"
+    assert sorted(t.number for t in trials) == list(range(n_dispatched))
+    not_finished = [(t.number, t.state.name) for t in trials if t.state not in TERMINAL]
+    assert not not_finished, not_finished
+    if baseline is not None:
+        q = quality(trials, make_corpus(), make_order())
+        assert q.best_kept, f"the best configuration was pruned: {q}"
+        assert math.isclose(q.best_value, baseline.best_value)
+        assert abs(q.saved - baseline.saved) <= SAVED_RTOL * baseline.saved, (q, baseline)
+    return trials
+
+
+def _run_and_check(
+    storage: StorageSpec, study_name: str, tmp_path: Path, baseline: Quality
+) -> None:
+    # The parent makes the schema and the study, so that the workers' load_if_exists races
+    # on nothing but what the recipe does.
+    optuna.create_study(storage=storage.open(), study_name=study_name, direction="maximize")
+    per_worker = [N_CONFIGS // N_WORKERS] * N_WORKERS
+    per_worker[-1] += N_CONFIGS - sum(per_worker)
+    results = run_processes(_specs(storage, study_name, tmp_path, per_worker))
+    _check_results(results)
+    _check_study(storage, study_name, N_CONFIGS, baseline)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_worker_processes_share_one_study(
+    kind: str, tmp_path: Path, study_name: str, baseline: Quality
+) -> None:
+    _run_and_check(_storage_spec(kind, tmp_path), study_name, tmp_path, baseline)
+
+
+def test_worker_processes_share_one_study_postgres(
+    postgres_url: str, tmp_path: Path, study_name: str, baseline: Quality
+) -> None:
+    _run_and_check(
+        _storage_spec("postgres", tmp_path, postgres_url), study_name, tmp_path, baseline
+    )
+
+
+@pytest.mark.parametrize("kind", ["memory", "journal"])
+def test_threads_share_one_pruner(
+    kind: str, tmp_path: Path, study_name: str, baseline: Quality
+) -> None:
+    storage = _storage_spec(kind, tmp_path) if kind != "memory" else StorageSpec("memory")
+    opened = storage.open()
+    spec = WorkerSpec(storage, study_name, N_CONFIGS, result_path="", n_jobs=N_WORKERS)
+    result = replay(spec, opened)
+    result.update(worker=0, error=None, exitcode=0)
+    _check_results([result])
+    assert result["n_calls"] > N_CONFIGS
+    trials = optuna.load_study(study_name=study_name, storage=opened).trials
+    assert len(trials) == N_CONFIGS
+    assert sorted(t.number for t in trials) == list(range(N_CONFIGS))
+    assert all(t.state in TERMINAL for t in trials)
+    q = quality(trials, make_corpus(), make_order())
+    assert q.best_kept, q
+    assert abs(q.saved - baseline.saved) <= SAVED_RTOL * baseline.saved, (q, baseline)
+
+
+def _run_with_killed_worker(storage: StorageSpec, study_name: str, tmp_path: Path) -> None:
+    optuna.create_study(storage=storage.open(), study_name=study_name, direction="maximize")
+    per_worker = [N_KILL_TRIALS] * N_WORKERS
+    specs = _specs(storage, study_name, tmp_path, per_worker)
+    # Worker 0 stops in the middle (step HANG_STEP) of a trial after its first and is SIGKILLed.
+    specs[0].n_trials = N_CONFIGS  # enough for one to reach HANG_STEP unpruned
+    specs[0].hang_at = (1, HANG_STEP)
+    specs[0].hang_marker = str(tmp_path / "hanging")
+    results = run_processes(specs, kill_when_hanging=0)
+    killed_before = time.monotonic()
+    _check_results(results)
+    killed_trial = results[0]["trial"]
+    n_dispatched = results[0]["n_started"] + sum(per_worker[1:])
+
+    study = optuna.load_study(study_name=study_name, storage=storage.open())
+    trials = study.trials
+    assert len(trials) == n_dispatched, "a trial was lost or duplicated"
+    by_number = {t.number: t for t in trials}
+    assert by_number[killed_trial].last_step == HANG_STEP
+    others = [t for t in trials if t.number != killed_trial]
+    assert all(t.state in TERMINAL for t in others), [(t.number, t.state) for t in others]
+    # The survivors kept deciding with the killed trial RUNNING (or already FAIL by then): the
+    # checks in _check_results hold, and they kept the best of what they replayed.
+    q = quality(others, make_corpus(), make_order())
+    assert q.best_kept, q
+
+    # Heartbeat: the survivors' optimize() calls fail_stale_trials before each trial; if they
+    # finished within the grace period, the next worker's call would do it, as here.
+    state = by_number[killed_trial].state
+    if state == TrialState.RUNNING:
+        assert storage.grace_period is not None
+        time.sleep(max(0.0, killed_before + storage.grace_period + 1.5 - time.monotonic()))
+        optuna.storages.fail_stale_trials(study)
+        state = study._storage.get_trial(by_number[killed_trial]._trial_id).state
+    assert state == TrialState.FAIL
+
+
+def test_killed_worker_sqlite(tmp_path: Path, study_name: str) -> None:
+    storage = _storage_spec("sqlite", tmp_path)
+    storage.heartbeat_interval, storage.grace_period = 1, 3
+    _run_with_killed_worker(storage, study_name, tmp_path)
+
+
+def test_killed_worker_postgres(postgres_url: str, tmp_path: Path, study_name: str) -> None:
+    storage = _storage_spec("postgres", tmp_path, postgres_url)
+    storage.heartbeat_interval, storage.grace_period = 1, 3
+    _run_with_killed_worker(storage, study_name, tmp_path)
+
+
+def test_killed_worker_without_heartbeat_stays_running(tmp_path: Path, study_name: str) -> None:
+    """Journal storage without heartbeat: the killed trial stays RUNNING, nothing else does,
+    and the others decide as usual (the pruner reads only COMPLETE trials)."""
+    storage = _storage_spec("journal", tmp_path)
+    optuna.create_study(storage=storage.open(), study_name=study_name, direction="maximize")
+    specs = _specs(storage, study_name, tmp_path, [N_KILL_TRIALS] * N_WORKERS)
+    specs[0].n_trials = N_CONFIGS  # enough for one to reach HANG_STEP unpruned
+    specs[0].hang_at = (1, HANG_STEP)
+    specs[0].hang_marker = str(tmp_path / "hanging")
+    results = run_processes(specs, kill_when_hanging=0)
+    _check_results(results)
+    trials = optuna.load_study(study_name=study_name, storage=storage.open()).trials
+    running = [t.number for t in trials if t.state == TrialState.RUNNING]
+    assert running == [results[0]["trial"]]
+    assert len(trials) == results[0]["n_started"] + 3 * N_KILL_TRIALS
