@@ -5,14 +5,19 @@ It knows nothing about Optuna: ``X`` is a numeric matrix, ``y`` the value to pre
 
 from __future__ import annotations
 
+from numbers import Integral
+from numbers import Real
 from typing import Any
 
 import numpy as np
+from sklearn.base import _fit_context
 from sklearn.base import BaseEstimator
 from sklearn.base import RegressorMixin
 from sklearn.model_selection import KFold
 from sklearn.svm import NuSVR
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data
 
@@ -20,6 +25,8 @@ from sklearn.utils.validation import validate_data
 # Small on purpose: the search runs inside a user's training loop.
 _DEFAULT_C_GRID = (0.3, 3.0, 30.0)
 _DEFAULT_GAMMA_FACTORS = (0.1, 1.0)
+# Fewer residuals than this give a variance too noisy to prune on.
+_MIN_NEIGHBORS = 10
 
 
 class SRMEnsemble(RegressorMixin, BaseEstimator):
@@ -51,6 +58,9 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
     n_neighbors : int or float, default=0.25
         For ``calibration="local"``: how many out-of-bag residuals to use, as a count or as a
         fraction of the training set (at least 5).
+    top_fraction : float, default=0.1
+        The fraction of the highest targets (at least 3) whose out-of-bag residuals give
+        ``top_residual_z_``.
     random_state : int, RandomState instance or None, default=None
         Seeds the bootstrap resamples and the cross-validation folds.
 
@@ -63,6 +73,10 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         Out-of-bag predictions (in the target's units) of the samples that were out of bag.
     oob_residual_ : ndarray of shape (n_oob,)
         ``y - oob_prediction_`` for the same samples.
+    top_residual_z_ : float
+        The largest out-of-bag residual, in predicted standard deviations, among the
+        ``top_fraction`` highest targets (0 when none is positive). A user that cannot afford
+        to under-predict the best samples widens the predictive distribution by it.
 
     Examples
     --------
@@ -75,6 +89,21 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
     >>> mean, std = model.predict(X[:2], return_std=True)
     """
 
+    _parameter_constraints: dict = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "nu": [Interval(Real, 0, 1, closed="right"), None],
+        "C": [Interval(Real, 0, None, closed="neither"), None],
+        "gamma": [Interval(Real, 0, None, closed="left"), None],
+        "calibration": [StrOptions({"local", "global", "spread"})],
+        "n_neighbors": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="right"),
+        ],
+        "top_fraction": [Interval(Real, 0, 1, closed="both")],
+        "robust_floor": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         n_estimators: int = 10,
@@ -84,6 +113,8 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         gamma: float | None = None,
         calibration: str = "local",
         n_neighbors: int | float = 0.25,
+        top_fraction: float = 0.1,
+        robust_floor: bool = True,
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
         self.n_estimators = n_estimators
@@ -92,8 +123,11 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         self.gamma = gamma
         self.calibration = calibration
         self.n_neighbors = n_neighbors
+        self.top_fraction = top_fraction
+        self.robust_floor = robust_floor
         self.random_state = random_state
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> SRMEnsemble:
         """Fit the ensemble.
 
@@ -106,12 +140,6 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         -------
         self : SRMEnsemble
         """
-        if self.calibration not in ("local", "global", "spread"):
-            raise ValueError(
-                f"calibration must be 'local', 'global' or 'spread', but got {self.calibration!r}."
-            )
-        if not (isinstance(self.n_estimators, int) and self.n_estimators >= 1):
-            raise ValueError(f"n_estimators must be an int >= 1, but got {self.n_estimators!r}.")
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         n_samples = X.shape[0]
         if n_samples < 2:
@@ -152,7 +180,27 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         order = np.argsort(oob_pred)
         self.oob_prediction_ = oob_pred[order]
         self.oob_residual_ = (y[has_oob] - oob_pred)[order]
+        mad = np.median(np.abs(self.oob_residual_ - np.median(self.oob_residual_)))
+        self.robust_residual_scale_ = float(1.4826 * mad) if self.robust_floor else 0.0
+        self.top_residual_z_ = self._top_residual_z(y[has_oob], oob_pred)
         return self
+
+    def _top_residual_z(self, y: np.ndarray, oob_pred: np.ndarray) -> float:
+        """The largest standardised out-of-bag residual among the highest targets.
+
+        A regressor shrinks its best samples towards the mean; this measures by how many
+        predicted standard deviations, among the samples where that matters most.
+        """
+        if self.calibration == "spread":
+            return 0.0
+        n_top = max(3, int(np.ceil(self.top_fraction * len(y))))
+        top = np.argsort(-y, kind="stable")[:n_top]
+        if self.calibration == "global":
+            std = np.full(len(top), np.sqrt(np.mean(self.oob_residual_**2)))
+        else:
+            std = np.sqrt(self._local_residuals(oob_pred[top])[1])
+        z = (y[top] - oob_pred[top]) / np.maximum(std, 1e-12)
+        return float(max(0.0, z.max()))
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
         """Predict the target, optionally with its standard deviation.
@@ -190,7 +238,7 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         n = len(self.oob_prediction_)
         k = self.n_neighbors
         k = int(k) if isinstance(k, (int, np.integer)) else int(np.ceil(k * n))
-        k = min(n, max(5, k))
+        k = min(n, max(_MIN_NEIGHBORS, k))
         bias = np.empty_like(prediction)
         resid_ms = np.empty_like(prediction)
         for i, p in enumerate(prediction):
@@ -201,7 +249,9 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
             window = self.oob_residual_[lo : lo + k]
             bias[i] = window.mean()
             resid_ms[i] = np.mean(window**2)
-        return bias, resid_ms
+        # A window where the model happened to do well must not claim more precision than the
+        # model has overall; the MAD keeps the far bad tail out of that floor.
+        return bias, np.maximum(resid_ms, self.robust_residual_scale_**2)
 
     @staticmethod
     def _make_svr(nu: float, C: float, gamma: float, n_features: int) -> NuSVR:

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 import math
+from statistics import NormalDist
 import threading
 from typing import Any
 from typing import TYPE_CHECKING
 import warnings
 
 import numpy as np
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
@@ -23,6 +25,7 @@ from optuna_srp._features import CurveRecord
 from optuna_srp._features import encode_target
 from optuna_srp._features import ExtraFeatures
 from optuna_srp._features import make_record
+from optuna_srp._features import robust_center_scale
 from optuna_srp._model import SRMEnsemble
 
 
@@ -51,7 +54,9 @@ class _Fit:
     complete_numbers: frozenset[int]
     n_complete_seen: int
     records: list[CurveRecord]
-    target: np.ndarray
+    target: np.ndarray  # standardised: (encoded final - target_center) / target_scale
+    target_center: float
+    target_scale: float
     best_final: float
     checkpoints: np.ndarray
     step_models: dict[int, _StepModel] = field(default_factory=dict)
@@ -161,6 +166,9 @@ class SRPPruner(BasePruner):
         refit_fraction: float = 0.1,
         max_train_trials: int = 300,
         max_curve_points: int = 10,
+        keep_top_fraction: float = 0.1,
+        _tail_dof: float = 0.0,
+        _robust_floor: bool = True,
     ) -> None:
         _check_int("n_startup_trials", n_startup_trials, 2)
         _check_int("n_warmup_steps", n_warmup_steps, 0)
@@ -170,8 +178,9 @@ class SRPPruner(BasePruner):
         _check_int("max_curve_points", max_curve_points, 1)
         _check_float("threshold", threshold, 0.0, 1.0)
         _check_float("refit_fraction", refit_fraction, 0.0, math.inf)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be an int or None, but got {seed=!r}.")
+        _check_float("keep_top_fraction", keep_top_fraction, 0.0, 1.0)
+        if seed is not None:
+            _check_int("seed", seed, 0)
         if wrapped_pruner is not None and not isinstance(wrapped_pruner, BasePruner):
             raise TypeError(
                 f"wrapped_pruner must be a BasePruner or None, but got {wrapped_pruner=!r}."
@@ -186,12 +195,18 @@ class SRPPruner(BasePruner):
         self._interval_steps = interval_steps
         self._threshold = threshold
         self._n_estimators = n_estimators
-        self._seed = seed
+        self._seed = None if seed is None else int(seed)
         self._wrapped_pruner = wrapped_pruner
         self._extra_features = extra_features
         self._refit_fraction = refit_fraction
         self._max_train_trials = max_train_trials
         self._max_curve_points = max_curve_points
+        self._keep_top_fraction = keep_top_fraction
+        self._tail_dof = _tail_dof
+        self._robust_floor = _robust_floor
+        self._threshold_z = max(
+            1e-6, float(NormalDist().inv_cdf(1.0 - min(max(threshold, 1e-12), 0.5)))
+        )
         self._lock = threading.RLock()
         self._fits: dict[str, _Fit] = {}
         self._complete_records: dict[tuple[str, int], CurveRecord] = {}
@@ -203,6 +218,11 @@ class SRPPruner(BasePruner):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_lock"]
+        # Fitted models belong to the storage they were read from; an unpickled pruner may be
+        # pointed at another one under the same study name, so it refits from what it finds.
+        state["_fits"] = {}
+        state["_complete_records"] = {}
+        state["_written_attrs"] = OrderedDict()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -219,7 +239,8 @@ class SRPPruner(BasePruner):
         ):
             return False
 
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
         prediction = self._predict(study, trial, complete)
         if prediction is None:
             if self._wrapped_pruner is not None and len(complete) < self._n_startup_trials:
@@ -227,7 +248,9 @@ class SRPPruner(BasePruner):
             return False
         mean, std, probability, decision_step = prediction
         self._write_attrs(study, trial, mean, std, probability, decision_step)
-        return probability < self._threshold
+        if not probability < self._threshold:
+            return False
+        return not _ranks_in_top(trials, trial, step, _sign(study), self._keep_top_fraction)
 
     def predict(self, study: Study, trial: FrozenTrial) -> tuple[float, float] | None:
         """Predict the final value of a running trial.
@@ -265,14 +288,26 @@ class SRPPruner(BasePruner):
             step_model = self._step_model(fit, checkpoint)
         if step_model.model is None:
             return None
-        X = step_model.featurizer.transform([record])
-        mean_arr, std_arr = step_model.model.predict(X, return_std=True)
-        mean, std = float(mean_arr[0]), max(float(std_arr[0]), 1e-12)
+        with np.errstate(all="ignore"):
+            X = step_model.featurizer.transform([record])
+            mean_arr, std_arr = step_model.model.predict(X, return_std=True)
+        mean = fit.target_center + fit.target_scale * float(mean_arr[0])
+        std = max(fit.target_scale * float(std_arr[0]), 1e-12)
+        if not (math.isfinite(mean) and math.isfinite(std)):
+            return None
         if record.best_value >= fit.best_final:
             probability = 1.0  # already as good as the best complete trial
         else:
+            # Widen the distribution until the model's worst under-prediction of a top
+            # training trial would not have been pruned at this threshold.
+            std *= max(1.0, step_model.model.top_residual_z_ / self._threshold_z)
             z = (fit.best_final - mean) / std
-            probability = 0.5 * math.erfc(z / _SQRT2)
+            if self._tail_dof:
+                from scipy.stats import t as student_t
+
+                probability = float(student_t.sf(z, self._tail_dof))
+            else:
+                probability = 0.5 * math.erfc(z / _SQRT2)
         return mean, std, probability, checkpoint
 
     def _current_fit(self, study: Study, complete: Sequence[FrozenTrial]) -> _Fit:
@@ -298,11 +333,16 @@ class SRPPruner(BasePruner):
         finals = np.array([r.final for r in records], dtype=np.float64)
         records, finals = self._subsample(records, finals, study)
         steps = np.unique(np.concatenate([r.steps for r in records] + [np.empty(0, int)]))
+        target = encode_target(finals)
+        # Standardised here, robustly, so that values near the float limits cannot overflow.
+        target_center, target_scale = robust_center_scale(target)
         fit = _Fit(
             complete_numbers=numbers,
             n_complete_seen=len(numbers),
             records=records,
-            target=encode_target(finals),
+            target=(target - target_center) / target_scale,
+            target_center=target_center,
+            target_scale=target_scale,
             best_final=_best_final(complete, sign),
             checkpoints=_geometric_subset(steps),
         )
@@ -329,12 +369,13 @@ class SRPPruner(BasePruner):
         featurizer = CurveFeaturizer(checkpoint, self._max_curve_points)
         model: SRMEnsemble | None = SRMEnsemble(
             self._n_estimators,
+            robust_floor=self._robust_floor,
             random_state=np.random.RandomState(
                 (self._seed_for_numbers(fit.complete_numbers) + checkpoint) % 2**32
             ),
         )
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
                 X = featurizer.fit_transform(fit.records)
                 assert model is not None
@@ -360,7 +401,7 @@ class SRPPruner(BasePruner):
         return (base * 1_000_003 + len(numbers) * 7919 + sum(numbers)) % 2**32
 
     def _seed_for(self, study: Study, n: int) -> int:
-        return (0 if self._seed is None else self._seed) * 31 + n
+        return ((0 if self._seed is None else self._seed) * 31 + n) % 2**32
 
     def _write_attrs(
         self,
@@ -389,8 +430,39 @@ class SRPPruner(BasePruner):
         for name, value in attrs.items():
             key = ATTR_PREFIX + name
             if written.get(key) != value:
-                study._storage.set_trial_user_attr(trial._trial_id, key, value)
+                try:
+                    study._storage.set_trial_user_attr(trial._trial_id, key, value)
+                except UpdateFinishedTrialError:
+                    return  # another worker (e.g. a heartbeat check) has finished the trial
                 written[key] = value
+
+
+def _ranks_in_top(
+    trials: Sequence[FrozenTrial], trial: FrozenTrial, step: int, sign: float, fraction: float
+) -> bool:
+    """Whether ``trial``'s best value up to ``step`` is in the top ``fraction`` of the trials,
+    of any state, that have reported at or after ``step``.
+
+    The models learn only from complete trials; a trial that leads its peers on the evidence
+    of every trial's partial curve keeps running, so the models are fed good complete trials
+    and cannot starve themselves by pruning everything they have not seen.
+    """
+    if fraction <= 0.0:
+        return False
+    own = _best_up_to(trial, step, sign)
+    n_others = n_better = 0
+    for other in trials:
+        if other.number == trial.number or (other.last_step or -1) < step:
+            continue
+        n_others += 1
+        n_better += _best_up_to(other, step, sign) > own
+    return (n_better + 1) / (n_others + 1) <= fraction
+
+
+def _best_up_to(trial: FrozenTrial, step: int, sign: float) -> float:
+    values = [sign * v for s, v in trial.intermediate_values.items() if s <= step]
+    finite = [v for v in values if math.isfinite(v)]
+    return max(finite, default=-math.inf)
 
 
 def _best_final(complete: Sequence[FrozenTrial], sign: float) -> float:

@@ -82,24 +82,15 @@ _BAD_PRUNER_ARGS: list[tuple[str, Any, type[Exception]]] = [
     ("keep_top_fraction", "x", TypeError),
 ]
 
-_THRESHOLD_ZERO = (
-    "bug (working tree): NormalDist().inv_cdf(1.0 - min(threshold, 0.5)) raises for 0"
-)
-
-
-def _xfail_threshold_zero(*values: Any) -> Any:
-    return pytest.param(*values, marks=pytest.mark.xfail(strict=True, reason=_THRESHOLD_ZERO))
-
-
 _VALID_PRUNER_ARGS: list[Any] = [
     ("n_startup_trials", 2),
     ("n_startup_trials", np.int64(3)),
     ("n_warmup_steps", 0),
     ("n_warmup_steps", 10**6),
     ("interval_steps", 1),
-    _xfail_threshold_zero("threshold", 0.0),
+    ("threshold", 0.0),
     ("threshold", 1.0),
-    _xfail_threshold_zero("threshold", 0),
+    ("threshold", 0),
     ("threshold", np.float64(0.5)),
     ("n_estimators", 1),
     ("seed", None),
@@ -134,20 +125,11 @@ def test_pruner_rejects_bad_argument(name: str, value: Any, error: type[Exceptio
         SRPPruner(**{name: value})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a negative seed is accepted, then RandomState(seed * 31 + n) raises in the "
-    "subsample path",
-)
 def test_pruner_rejects_negative_seed() -> None:
     with pytest.raises(ValueError, match=_names_argument_and_value("seed", -1)):
         SRPPruner(seed=-1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: seed=np.int64(...) is rejected though every other int argument accepts it",
-)
 def test_pruner_accepts_numpy_int_seed() -> None:
     SRPPruner(seed=np.int64(3))  # type: ignore[arg-type]
 
@@ -186,7 +168,6 @@ def test_pruner_accepts_valid_edge_value(name: str, value: Any) -> None:
         _decide(pruner)
 
 
-@pytest.mark.xfail(strict=True, reason=_THRESHOLD_ZERO)
 def test_threshold_edges_decide_as_documented() -> None:
     # threshold 0 never prunes; threshold 1 prunes a clearly bad trial.
     assert not _decide(SRPPruner(n_startup_trials=2, threshold=0.0, seed=0))
@@ -196,14 +177,8 @@ def test_threshold_edges_decide_as_documented() -> None:
 # ---------------------------------------------------------------------------------------------
 # SRMEnsemble (validates in fit).
 
-_OPEN = "bug: SRMEnsemble.fit does not validate this argument (see the proposed constraints)"
-
-
-def _xfail(*values: Any) -> Any:
-    return pytest.param(*values, marks=pytest.mark.xfail(strict=True, reason=_OPEN))
-
-
 _BAD_ENSEMBLE_ARGS: list[Any] = [
+    ("robust_floor", "yes"),
     ("n_estimators", 0),
     ("n_estimators", -1),
     ("n_estimators", 2.0),
@@ -218,33 +193,34 @@ _BAD_ENSEMBLE_ARGS: list[Any] = [
     ("C", -1.0),
     ("C", "a"),
     ("C", math.nan),
-    _xfail("C", math.inf),
-    _xfail("gamma", -1.0),
-    _xfail("gamma", "scale"),
+    ("C", math.inf),
+    ("gamma", -1.0),
+    ("gamma", "scale"),
     ("gamma", math.nan),
     ("gamma", math.inf),
     ("calibration", "x"),
     ("calibration", None),
     ("calibration", 1),
-    _xfail("n_neighbors", 0),
-    _xfail("n_neighbors", -1),
-    _xfail("n_neighbors", 0.0),
-    _xfail("n_neighbors", 1.5),
-    _xfail("n_neighbors", "a"),
-    _xfail("n_neighbors", None),
-    _xfail("n_neighbors", math.nan),
-    _xfail("top_fraction", -0.1),
-    _xfail("top_fraction", 1.5),
-    _xfail("top_fraction", "a"),
-    _xfail("top_fraction", math.nan),
-    _xfail("random_state", "a"),
-    _xfail("random_state", -1),
-    _xfail("random_state", 1.5),
+    ("n_neighbors", 0),
+    ("n_neighbors", -1),
+    ("n_neighbors", 0.0),
+    ("n_neighbors", 1.5),
+    ("n_neighbors", "a"),
+    ("n_neighbors", None),
+    ("n_neighbors", math.nan),
+    ("top_fraction", -0.1),
+    ("top_fraction", 1.5),
+    ("top_fraction", "a"),
+    ("top_fraction", math.nan),
+    ("random_state", "a"),
+    ("random_state", -1),
+    ("random_state", 1.5),
 ]
 
 _VALID_ENSEMBLE_ARGS: list[Any] = [
+    ("robust_floor", False),
     ("n_estimators", 1),
-    _xfail("n_estimators", np.int64(2)),
+    ("n_estimators", np.int64(2)),
     ("nu", 1.0),
     ("nu", 1e-3),
     ("nu", None),

@@ -224,11 +224,6 @@ def test_trial_deleted_while_deciding(monkeypatch: pytest.MonkeyPatch) -> None:
     _same_as_fresh(pruner, study, trial)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _write_attrs raises UpdateFinishedTrialError when the running trial was "
-    "finished by another process (e.g. failed by a heartbeat check) before it asks",
-)
 def test_running_trial_failed_by_another_process() -> None:
     pruner = _pruner(threshold=1.0)
     study = _study(pruner)
@@ -256,11 +251,6 @@ def test_other_trials_failing_between_decisions() -> None:
 # Pickled and copied pruners.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a pickled pruner keeps its fitted models, keyed by study name and trial "
-    "numbers only, and reuses them on another storage's study of the same name",
-)
 def test_unpickled_pruner_decides_from_current_storage() -> None:
     pruner = _pruner()
     study_a = _study(pruner, storage=optuna.storages.InMemoryStorage(), name="shared")

@@ -7,7 +7,6 @@ soak benchmark, driven here by hypothesis (``st.randoms``) so that failures shri
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 import math
 import random
 import warnings
@@ -83,45 +82,14 @@ def _threshold_zero_case() -> None:
     SRPPruner(threshold=0.0)
 
 
-def _fixed(case: Callable[[], tuple[float, float] | None]) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = case()
-    except Exception:
-        return False
-    return result is None or all(math.isfinite(v) for v in result)
-
-
-# While a bug below is open, the generator keeps out of its way, so that the properties still
-# test everything else; once it is fixed, the full generator runs (and the xfail turns XPASS).
-SEED_OVERFLOW_FIXED = _fixed(_seed_overflow_case)
-HUGE_VALUES_FIXED = _fixed(_huge_values_case)
-THRESHOLD_ZERO_FIXED = _fixed(_threshold_zero_case)
-
-
 def _generate(rnd: random.Random) -> _soak.StudySpec:
-    spec = _soak.generate_study(rnd, extreme=HUGE_VALUES_FIXED)
-    seed = spec.pruner_kwargs["seed"]
-    if not SEED_OVERFLOW_FIXED and seed is not None:
-        spec.pruner_kwargs["seed"] = spec.seed = seed % 2**20
-    if not THRESHOLD_ZERO_FIXED and spec.pruner_kwargs["threshold"] == 0.0:
-        spec.pruner_kwargs["threshold"] = 1e-3
-    return spec
+    return _soak.generate_study(rnd, extreme=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: SRPPruner._seed_for can exceed 2**32 - 1 (RandomState raises ValueError)",
-)
 def test_large_seed_with_subsampling_does_not_raise() -> None:
     _seed_overflow_case()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: SRMEnsemble.fit: y.std() overflows for |y| > 1e154, predictions are NaN",
-)
 def test_huge_values_give_finite_predictions() -> None:
     prediction = _huge_values_case()
     assert prediction is not None
@@ -182,8 +150,4 @@ def test_soak_sample(seed: int, capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     _soak.add_arguments(parser)
     args = parser.parse_args(["--n-studies", "100", "--seed", str(seed), "--repro-every", "5"])
-    if not HUGE_VALUES_FIXED:
-        args.extreme = False
-    if not (SEED_OVERFLOW_FIXED and THRESHOLD_ZERO_FIXED):
-        pytest.skip("a bug above is open; the property tests cover the rest meanwhile")
     assert _soak.run(args) == 0, capsys.readouterr().out

@@ -352,7 +352,7 @@ def test_no_storage_write_when_nothing_changed() -> None:
         writes.append(args)
         original(*args)  # type: ignore[arg-type]
 
-    study._storage.set_trial_user_attr = counting  # type: ignore[method-assign]
+    study._storage.set_trial_user_attr = counting  # type: ignore[method-assign,assignment]
     trial.should_prune()
     assert writes == []
 
