@@ -218,9 +218,12 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self._predict_checked(X, return_std)
+
+    def _predict_checked(self, X: np.ndarray, return_std: bool) -> Any:
+        """``predict`` for a float64 matrix of the right width (the pruner's hot path)."""
         Xs = (X - self.x_mean_) / self.x_scale_
-        members = np.array([e.predict(Xs) for e in self.estimators_]) * self.y_scale_
-        members += self.y_mean_
+        members = self._member_predictions(Xs) * self.y_scale_ + self.y_mean_
         mean = members.mean(axis=0)
         spread = members.std(axis=0, ddof=1) if len(self.estimators_) > 1 else np.zeros_like(mean)
         if self.calibration == "spread":
@@ -233,6 +236,48 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         mean = mean + bias
         std = np.sqrt(spread**2 + resid_ms)
         return (mean, std) if return_std else mean
+
+    def _member_predictions(self, Xs: np.ndarray) -> np.ndarray:
+        """Each member's prediction, shape (n_estimators, n_samples).
+
+        The RBF kernel expansion is evaluated directly on all members' support vectors at
+        once: a pruner predicts one trial at a time, where NuSVR.predict's per-call
+        validation would cost more than the arithmetic.
+        """
+        sv, sv_sq, coef, offsets, gamma = self._support
+        sq_dist = np.sum(Xs**2, axis=1)[:, None] - 2.0 * Xs @ sv.T + sv_sq[None, :]
+        weighted = np.exp(-gamma * np.maximum(sq_dist, 0.0)) * coef[None, :]
+        sums = np.add.reduceat(weighted, offsets, axis=1) if weighted.shape[1] else weighted
+        return sums.T + self._intercepts[:, None]
+
+    @property
+    def _support(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        """All members' support vectors stacked, their squared norms, dual coefficients, the
+        offset where
+        each member's block starts, and the shared kernel width."""
+        cached = self.__dict__.get("_support_cache")
+        if cached is None or cached[0] is not self.estimators_:
+            sv = np.vstack([e.support_vectors_ for e in self.estimators_])
+            coef = np.concatenate([e.dual_coef_[0] for e in self.estimators_])
+            sizes = [len(e.support_vectors_) for e in self.estimators_]
+            if min(sizes) == 0:  # reduceat needs non-empty blocks: add a zero-weight vector
+                sv = np.vstack(
+                    [
+                        np.vstack([e.support_vectors_, np.zeros((1, sv.shape[1]))])
+                        for e in self.estimators_
+                    ]
+                )
+                coef = np.concatenate([np.append(e.dual_coef_[0], 0.0) for e in self.estimators_])
+                sizes = [n + 1 for n in sizes]
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+            gamma = float(self.estimators_[0]._gamma)
+            cached = (self.estimators_, (sv, np.sum(sv**2, axis=1), coef, offsets, gamma))
+            self.__dict__["_support_cache"] = cached
+        return cached[1]
+
+    @property
+    def _intercepts(self) -> np.ndarray:
+        return np.array([e.intercept_[0] for e in self.estimators_])
 
     def _local_residuals(self, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.oob_prediction_)

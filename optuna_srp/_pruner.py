@@ -290,7 +290,7 @@ class SRPPruner(BasePruner):
             return None
         with np.errstate(all="ignore"):
             X = step_model.featurizer.transform([record])
-            mean_arr, std_arr = step_model.model.predict(X, return_std=True)
+            mean_arr, std_arr = step_model.model._predict_checked(X, return_std=True)
         mean = fit.target_center + fit.target_scale * float(mean_arr[0])
         std = max(fit.target_scale * float(std_arr[0]), 1e-12)
         if not (math.isfinite(mean) and math.isfinite(std)):

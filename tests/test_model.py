@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from optuna_srp import SRMEnsemble
+
+
+def _data(n: int = 120, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(n, 4))
+    y = 2.0 * X[:, 0] - X[:, 1] ** 2 + rng.normal(0, 0.1, n)
+    return X, y
+
+
+def test_fit_returns_self_and_keeps_parameters_unchanged() -> None:
+    X, y = _data()
+    model = SRMEnsemble(n_estimators=3, C=3.0, random_state=0)
+    assert model.fit(X, y) is model
+    assert model.get_params()["C"] == 3.0 and model.C == 3.0
+    assert clone(model).get_params() == model.get_params()
+
+
+def test_direct_kernel_expansion_matches_nusvr_predict() -> None:
+    X, y = _data()
+    model = SRMEnsemble(random_state=0).fit(X, y)
+    Xs = (X[:7] - model.x_mean_) / model.x_scale_
+    expected = np.array([e.predict(Xs) for e in model.estimators_])
+    np.testing.assert_allclose(model._member_predictions(Xs), expected, atol=1e-10)
+    np.testing.assert_allclose(
+        model.predict(X[:7]), model._predict_checked(X[:7], return_std=False)
+    )
+
+
+def test_same_random_state_same_model() -> None:
+    X, y = _data()
+    a = SRMEnsemble(random_state=3).fit(X, y).predict(X[:5], return_std=True)
+    b = SRMEnsemble(random_state=3).fit(X, y).predict(X[:5], return_std=True)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_accurate_and_90_percent_intervals_cover() -> None:
+    X, y = _data(300)
+    X_test, y_test = _data(300, seed=1)
+    model = SRMEnsemble(random_state=0).fit(X, y)
+    mean, std = model.predict(X_test, return_std=True)
+    r2 = 1 - np.mean((mean - y_test) ** 2) / np.var(y_test)
+    coverage = np.mean(np.abs(mean - y_test) <= 1.645 * std)
+    assert r2 > 0.8
+    assert 0.85 <= coverage <= 0.99
+
+
+def test_spread_alone_under_covers_and_calibration_fixes_it() -> None:
+    # The paper's recipe (ensemble spread only) is too narrow: the reason for calibration.
+    X, y = _data(200)
+    X_test, y_test = _data(300, seed=2)
+    covered = {}
+    for calibration in ("spread", "global", "local"):
+        model = SRMEnsemble(calibration=calibration, random_state=0).fit(X, y)
+        mean, std = model.predict(X_test, return_std=True)
+        covered[calibration] = np.mean(np.abs(mean - y_test) <= 1.645 * std)
+    assert covered["spread"] < 0.8
+    assert covered["global"] > 0.85 and covered["local"] > 0.85
+
+
+def test_local_calibration_follows_heteroscedastic_noise() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(400, 1))
+    y = X[:, 0] + rng.normal(0, 0.01 + 0.3 * X[:, 0] ** 2, 400)
+    model = SRMEnsemble(random_state=0).fit(X, y)
+    _, std = model.predict(np.array([[0.05], [0.95]]), return_std=True)
+    assert std[1] > 3 * std[0]
+
+
+def test_top_residual_z_measures_shrinkage_of_the_best() -> None:
+    X, y = _data()
+    model = SRMEnsemble(random_state=0).fit(X, y)
+    assert model.top_residual_z_ >= 0.0
+    assert SRMEnsemble(calibration="spread", random_state=0).fit(X, y).top_residual_z_ == 0.0
+
+
+def test_too_few_samples_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        SRMEnsemble().fit(np.zeros((1, 2)), np.zeros(1))
+
+
+def test_non_finite_input_is_rejected_by_name() -> None:
+    X, y = _data()
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        SRMEnsemble().fit(X, y)
