@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> example.StudyResult:
     for noisy in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
     torch.set_num_threads(1)
 
     start = time.perf_counter()

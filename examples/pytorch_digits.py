@@ -399,6 +399,7 @@ def plot_learning_curves(results: Sequence[StudyResult], path: str) -> bool:
         ax.legend(loc="lower right", fontsize="small")
     axes[0][0].set_ylabel("validation accuracy")
     fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
@@ -425,7 +426,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--study-name", default=None, help="default: pytorch-DATASET-PRUNER")
     parser.add_argument(
         "--plot",
-        default="learning_curves.png",
+        default="out/learning_curves.png",
         help="where to save the learning curves ('' for no plot)",
     )
     parser.add_argument("--device", default=None, help="default: cuda when available, or cpu")
