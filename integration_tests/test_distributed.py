@@ -216,3 +216,14 @@ def test_killed_worker_without_heartbeat_stays_running(tmp_path: Path, study_nam
     running = [t.number for t in trials if t.state == TrialState.RUNNING]
     assert running == [results[0]["trial"]]
     assert len(trials) == results[0]["n_started"] + 3 * N_KILL_TRIALS
+
+
+@pytest.mark.parametrize("pruner", ["srp", "median", "hyperband"])
+def test_cost_benchmark_smoke(pruner: str) -> None:
+    """The cost benchmark (docs/distributed.md) runs and counts one storage read per call."""
+    from optuna_srp.benchmark import _cost
+
+    row = _cost.measure(pruner, 12, 6, n_new=2, memory=False)
+    assert row.n_calls > 0 and row.call_ms > 0.0
+    assert row.reads_per_call >= 1.0
+    assert (row.refit_s is not None) == (pruner == "srp")
