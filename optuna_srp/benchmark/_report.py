@@ -277,12 +277,14 @@ def _curves_plot(plt: Any, corpus: Corpus, rows: Sequence[dict[str, Any]], path:
     for ax, (pruner, r) in zip(axes.ravel(), first.items()):
         for cid, n_run, state in r["trials"]:
             curve = by_id[cid].curve
-            color, alpha, z = {"C": ("tab:blue", 0.5, 2), "P": ("tab:red", 0.15, 1)}.get(
+            color, alpha, z = {"C": ("tab:blue", 0.5, 1), "P": ("tab:red", 0.35, 2)}.get(
                 state, ("k", 0.3, 1)
             )
             ax.plot(
                 steps[:n_run], curve[:n_run], color=color, alpha=alpha, linewidth=0.6, zorder=z
             )
+            if state == "P":  # mark where the trial was stopped
+                ax.plot(steps[n_run - 1], curve[n_run - 1], ".", color=color, ms=2.5, zorder=3)
         n_c = sum(t[2] == "C" for t in r["trials"])
         ax.set_title(f"{pruner}: {n_c} completed, {r['speedup']:.1f}x", fontsize=8)
         ax.set_ylim(lo - 0.02 * (hi - lo), hi + 0.02 * (hi - lo))
