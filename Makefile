@@ -15,7 +15,7 @@ $(VENV)/.installed-examples: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[test,bench,examples]"
+	$(PIP) install -q -e ".[test,bench,examples,lightning]"
 	touch $@
 
 # The main job: tune a PyTorch CNN on scikit-learn's bundled digits with SRPPruner (no download).

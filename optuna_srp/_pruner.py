@@ -39,6 +39,8 @@ _SQRT2 = math.sqrt(2.0)
 # spacing gives early steps (where most trials are stopped) fine resolution at a bounded cost.
 _CHECKPOINT_RATIO = 1.25
 _MAX_REMEMBERED_TRIALS = 10_000
+# Each checkpoint costs one ensemble fit per refit; long curves get a coarser grid instead.
+_MAX_CHECKPOINTS = 16
 
 
 @dataclass
@@ -51,6 +53,7 @@ class _StepModel:
 class _Fit:
     """Everything fitted from one set of complete trials."""
 
+    study_name: str
     complete_numbers: frozenset[int]
     n_complete_seen: int
     records: list[CurveRecord]
@@ -212,6 +215,8 @@ class SRPPruner(BasePruner):
         self._fits: dict[str, _Fit] = {}
         self._complete_records: dict[tuple[str, int], CurveRecord] = {}
         self._warned: set[str] = set()
+        self._finished_curves: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._svr_params: dict[tuple[str, int], tuple[int, dict[str, float]]] = {}
         # The attributes last written per trial: the FrozenTrial handed to prune() is a
         # process-local copy that does not see our own writes.
         self._written_attrs: OrderedDict[tuple[str, int], dict[str, float]] = OrderedDict()
@@ -223,6 +228,8 @@ class SRPPruner(BasePruner):
         # pointed at another one under the same study name, so it refits from what it finds.
         state["_fits"] = {}
         state["_complete_records"] = {}
+        state["_finished_curves"] = {}
+        state["_svr_params"] = {}
         state["_written_attrs"] = OrderedDict()
         return state
 
@@ -240,8 +247,7 @@ class SRPPruner(BasePruner):
         ):
             return False
 
-        trials = study.get_trials(deepcopy=False)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         prediction = self._predict(study, trial, complete)
         if prediction is None:
             if self._wrapped_pruner is not None and len(complete) < self._n_startup_trials:
@@ -251,7 +257,10 @@ class SRPPruner(BasePruner):
         self._write_attrs(study, trial, mean, std, probability, decision_step)
         if not probability < self._threshold:
             return False
-        return not _ranks_in_top(trials, trial, step, _sign(study), self._keep_top_fraction)
+        if self._keep_top_fraction > 0.0:
+            trials = study.get_trials(deepcopy=False)
+            return not self._ranks_in_top(study.study_name, trials, trial, step, _sign(study))
+        return True
 
     def predict(self, study: Study, trial: FrozenTrial) -> tuple[float, float] | None:
         """Predict the final value of a running trial.
@@ -341,6 +350,7 @@ class SRPPruner(BasePruner):
         # Standardised here, robustly, so that values near the float limits cannot overflow.
         target_center, target_scale = robust_center_scale(target)
         fit = _Fit(
+            study_name=key,
             complete_numbers=numbers,
             n_complete_seen=len(numbers),
             records=records,
@@ -372,8 +382,17 @@ class SRPPruner(BasePruner):
         if cached is not None:
             return cached
         featurizer = CurveFeaturizer(checkpoint, self._max_curve_points)
+        n_train = len(fit.records)
+        searched = self._svr_params.get((fit.study_name, checkpoint))
+        # The cross-validated search is a third of a fit's cost; its answer moves little until
+        # the training set has doubled.
+        reuse = searched is not None and n_train < 2 * searched[0]
+        params = searched[1] if reuse and searched is not None else {}
         model: SRMEnsemble | None = SRMEnsemble(
             self._n_estimators,
+            nu=params.get("nu"),
+            C=params.get("C"),
+            gamma=params.get("gamma"),
             robust_floor=self._robust_floor,
             random_state=np.random.RandomState(
                 (self._seed_for_numbers(fit.complete_numbers) + checkpoint) % 2**32
@@ -385,6 +404,8 @@ class SRPPruner(BasePruner):
                 X = featurizer.fit_transform(fit.records)
                 assert model is not None
                 model.fit(X, fit.target)
+                if not reuse:
+                    self._svr_params[(fit.study_name, checkpoint)] = (n_train, model.best_params_)
         except Exception as e:  # a pruner must never break the study
             model = None
             if "fit" not in self._warned:
@@ -399,6 +420,33 @@ class SRPPruner(BasePruner):
         step_model = _StepModel(featurizer, model)
         fit.step_models[checkpoint] = step_model
         return step_model
+
+    def _ranks_in_top(
+        self, key: str, trials: Sequence[FrozenTrial], trial: FrozenTrial, step: int, sign: float
+    ) -> bool:
+        """Whether ``trial``'s best value up to ``step`` is in the top ``keep_top_fraction`` of
+        the trials, of any state, that have reported at or after ``step``.
+
+        The models learn only from complete trials; a trial that leads its peers on the
+        evidence of every trial's partial curve keeps running, so the models are fed good
+        complete trials and cannot starve themselves by pruning all they have not seen.
+        """
+        own = _best_up_to(_cumulative_best(trial, sign), step)
+        n_others = n_better = 0
+        for other in trials:
+            if other.number == trial.number or (other.last_step or -1) < step:
+                continue
+            if other.state.is_finished():
+                with self._lock:  # finished trials never change: compute their curve once
+                    curve = self._finished_curves.get((key, other.number))
+                    if curve is None:
+                        curve = _cumulative_best(other, sign)
+                        self._finished_curves[(key, other.number)] = curve
+            else:
+                curve = _cumulative_best(other, sign)
+            n_others += 1
+            n_better += _best_up_to(curve, step) > own
+        return (n_better + 1) / (n_others + 1) <= self._keep_top_fraction
 
     def _seed_for_numbers(self, numbers: frozenset[int]) -> int:
         # Reproducible for a given seed and training set, the same in every worker.
@@ -442,32 +490,19 @@ class SRPPruner(BasePruner):
                 written[key] = value
 
 
-def _ranks_in_top(
-    trials: Sequence[FrozenTrial], trial: FrozenTrial, step: int, sign: float, fraction: float
-) -> bool:
-    """Whether ``trial``'s best value up to ``step`` is in the top ``fraction`` of the trials,
-    of any state, that have reported at or after ``step``.
-
-    The models learn only from complete trials; a trial that leads its peers on the evidence
-    of every trial's partial curve keeps running, so the models are fed good complete trials
-    and cannot starve themselves by pruning everything they have not seen.
-    """
-    if fraction <= 0.0:
-        return False
-    own = _best_up_to(trial, step, sign)
-    n_others = n_better = 0
-    for other in trials:
-        if other.number == trial.number or (other.last_step or -1) < step:
-            continue
-        n_others += 1
-        n_better += _best_up_to(other, step, sign) > own
-    return (n_better + 1) / (n_others + 1) <= fraction
+def _cumulative_best(trial: FrozenTrial, sign: float) -> tuple[np.ndarray, np.ndarray]:
+    """A trial's sorted steps and its best finite value up to each (higher is better)."""
+    items = sorted(trial.intermediate_values.items())
+    steps = np.fromiter((s for s, _ in items), dtype=np.int64, count=len(items))
+    values = np.fromiter((v for _, v in items), dtype=np.float64, count=len(items)) * sign
+    values[~np.isfinite(values)] = -np.inf
+    return steps, np.maximum.accumulate(values) if values.size else values
 
 
-def _best_up_to(trial: FrozenTrial, step: int, sign: float) -> float:
-    values = [sign * v for s, v in trial.intermediate_values.items() if s <= step]
-    finite = [v for v in values if math.isfinite(v)]
-    return max(finite, default=-math.inf)
+def _best_up_to(curve: tuple[np.ndarray, np.ndarray], step: int) -> float:
+    steps, best = curve
+    i = int(np.searchsorted(steps, step, side="right")) - 1
+    return float(best[i]) if i >= 0 else -math.inf
 
 
 def _best_values(complete: Sequence[FrozenTrial], sign: float) -> tuple[float, float]:
@@ -502,12 +537,16 @@ def _check_single_objective(study: Study) -> None:
 def _geometric_subset(steps: np.ndarray) -> np.ndarray:
     if steps.size == 0:
         return steps
-    positions = {0, steps.size - 1}
-    p = 1.0
-    while p < steps.size:
-        positions.add(int(round(p)) - 1)
-        p = max(p * _CHECKPOINT_RATIO, p + 1)
-    return steps[sorted(positions)]
+    ratio = _CHECKPOINT_RATIO
+    while True:
+        positions = {0, steps.size - 1}
+        p = 1.0
+        while p < steps.size:
+            positions.add(int(round(p)) - 1)
+            p = max(p * ratio, p + 1)
+        if len(positions) <= _MAX_CHECKPOINTS:
+            return steps[sorted(positions)]
+        ratio *= 1.1
 
 
 def _nearest_lower(checkpoints: np.ndarray, step: int) -> int | None:
