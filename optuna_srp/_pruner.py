@@ -61,7 +61,6 @@ class _Fit:
     target_center: float
     target_scale: float
     best_final: float
-    best_reported: float  # the best value any complete trial reported or returned
     checkpoints: np.ndarray
     step_models: dict[int, _StepModel] = field(default_factory=dict)
 
@@ -305,10 +304,8 @@ class SRPPruner(BasePruner):
         std = max(fit.target_scale * float(std_arr[0]), 1e-12)
         if not (math.isfinite(mean) and math.isfinite(std)):
             return None
-        if record.best_value >= fit.best_reported:
-            # It has already shown a value no complete trial has reached. (Compared with the
-            # final value alone, jittery curves that peak above it would all be protected.)
-            probability = 1.0
+        if record.best_value >= fit.best_final:
+            probability = 1.0  # already as good as the best complete trial
         else:
             # Widen the distribution until the model's worst under-prediction of a top
             # training trial would not have been pruned at this threshold.
@@ -331,7 +328,7 @@ class SRPPruner(BasePruner):
             if grown < max(1.0, self._refit_fraction * len(fit.complete_numbers)):
                 if fit.n_complete_seen != len(numbers):
                     # The best can move between refits; the decision compares against it.
-                    fit.best_final, fit.best_reported = _best_values(complete, _sign(study))
+                    fit.best_final = _best_final(complete, _sign(study))
                     fit.n_complete_seen = len(numbers)
                 return fit
         sign = _sign(study)
@@ -346,7 +343,6 @@ class SRPPruner(BasePruner):
         records, finals = self._subsample(records, finals, study)
         steps = np.unique(np.concatenate([r.steps for r in records] + [np.empty(0, int)]))
         target = encode_target(finals)
-        best_final, best_reported = _best_values(complete, sign)
         # Standardised here, robustly, so that values near the float limits cannot overflow.
         target_center, target_scale = robust_center_scale(target)
         fit = _Fit(
@@ -357,8 +353,7 @@ class SRPPruner(BasePruner):
             target=(target - target_center) / target_scale,
             target_center=target_center,
             target_scale=target_scale,
-            best_final=best_final,
-            best_reported=best_reported,
+            best_final=_best_final(complete, sign),
             checkpoints=_geometric_subset(steps),
         )
         self._fits[key] = fit
@@ -505,17 +500,10 @@ def _best_up_to(curve: tuple[np.ndarray, np.ndarray], step: int) -> float:
     return float(best[i]) if i >= 0 else -math.inf
 
 
-def _best_values(complete: Sequence[FrozenTrial], sign: float) -> tuple[float, float]:
-    """The best finite final value, and the best finite value reported or returned, of the
-    complete trials (higher is better)."""
-    best_final = best_reported = -math.inf
-    for t in complete:
-        if t.value is not None and math.isfinite(t.value):
-            best_final = max(best_final, t.value * sign)
-        for v in t.intermediate_values.values():
-            if math.isfinite(v):
-                best_reported = max(best_reported, v * sign)
-    return best_final, max(best_final, best_reported)
+def _best_final(complete: Sequence[FrozenTrial], sign: float) -> float:
+    values = [t.value * sign for t in complete if t.value is not None]
+    finite = [v for v in values if math.isfinite(v)]
+    return max(finite, default=-math.inf)
 
 
 def _round(x: float) -> float:

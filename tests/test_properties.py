@@ -121,17 +121,15 @@ def test_a_trial_at_least_as_good_as_the_best_is_never_pruned(
     rnd: random.Random, direction: str
 ) -> None:
     # The sharpest form of the property: threshold 1.0 prunes everything else, and the running
-    # trial ends exactly on the best value a complete trial reported or returned.
+    # trial ends exactly on the best complete value.
     spec = _generate(rnd)
     spec.direction = direction  # type: ignore[assignment]
     spec.pruner_kwargs["threshold"] = 1.0
     spec.wrapped_pruner = False
     complete = [
-        v
+        t.value
         for t in spec.trials
-        if t.state == TrialState.COMPLETE
-        for v in [t.value, *t.intermediate_values.values()]
-        if v is not None and math.isfinite(v)
+        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
     ]
     if complete and spec.reports:
         best = min(complete) if direction == "minimize" else max(complete)

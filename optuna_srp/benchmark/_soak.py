@@ -14,9 +14,9 @@ studies where every trial was pruned and studies with one complete trial; both d
 Checked on every decision:
 
 * ``prune`` (through ``Trial.should_prune``) and ``predict`` never raise;
-* a running trial whose best finite reported value is at least as good as every finite value
-  a complete trial reported or returned is never pruned (unless a ``wrapped_pruner`` decided,
-  before the models are ready);
+* a running trial whose best finite reported value is at least as good as the best finite
+  complete value is never pruned (unless a ``wrapped_pruner`` decided, before the models are
+  ready);
 * ``predict`` returns :obj:`None` or a finite mean and a finite, non-negative std;
 * with ``--repro-every k``, every k-th study is replayed with a fresh pruner of the same seed
   and must give the same decisions and predictions.
@@ -432,12 +432,7 @@ def run_study(spec: StudySpec, pruner: SRPPruner | None = None) -> StudyOutcome:
         sign = -1.0 if spec.direction == "minimize" else 1.0
         complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
         best_complete = max(
-            (
-                v * sign
-                for t in complete
-                for v in [t.value, *t.intermediate_values.values()]
-                if v is not None and math.isfinite(v)
-            ),
+            (t.value * sign for t in complete if t.value is not None and math.isfinite(t.value)),
             default=-math.inf,
         )
         delegates = spec.wrapped_pruner and len(complete) < spec.pruner_kwargs["n_startup_trials"]
