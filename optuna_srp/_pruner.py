@@ -215,7 +215,6 @@ class SRPPruner(BasePruner):
         self._complete_records: dict[tuple[str, int], CurveRecord] = {}
         self._warned: set[str] = set()
         self._finished_curves: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
-        self._svr_params: dict[tuple[str, int], tuple[int, dict[str, float]]] = {}
         # The attributes last written per trial: the FrozenTrial handed to prune() is a
         # process-local copy that does not see our own writes.
         self._written_attrs: OrderedDict[tuple[str, int], dict[str, float]] = OrderedDict()
@@ -228,7 +227,6 @@ class SRPPruner(BasePruner):
         state["_fits"] = {}
         state["_complete_records"] = {}
         state["_finished_curves"] = {}
-        state["_svr_params"] = {}
         state["_written_attrs"] = OrderedDict()
         return state
 
@@ -377,17 +375,8 @@ class SRPPruner(BasePruner):
         if cached is not None:
             return cached
         featurizer = CurveFeaturizer(checkpoint, self._max_curve_points)
-        n_train = len(fit.records)
-        searched = self._svr_params.get((fit.study_name, checkpoint))
-        # The cross-validated search is a third of a fit's cost; its answer moves little until
-        # the training set has doubled.
-        reuse = searched is not None and n_train < 2 * searched[0]
-        params = searched[1] if reuse and searched is not None else {}
         model: SRMEnsemble | None = SRMEnsemble(
             self._n_estimators,
-            nu=params.get("nu"),
-            C=params.get("C"),
-            gamma=params.get("gamma"),
             robust_floor=self._robust_floor,
             random_state=np.random.RandomState(
                 (self._seed_for_numbers(fit.complete_numbers) + checkpoint) % 2**32
@@ -399,8 +388,6 @@ class SRPPruner(BasePruner):
                 X = featurizer.fit_transform(fit.records)
                 assert model is not None
                 model.fit(X, fit.target)
-                if not reuse:
-                    self._svr_params[(fit.study_name, checkpoint)] = (n_train, model.best_params_)
         except Exception as e:  # a pruner must never break the study
             model = None
             if "fit" not in self._warned:
