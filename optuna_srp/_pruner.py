@@ -53,7 +53,6 @@ class _StepModel:
 class _Fit:
     """Everything fitted from one set of complete trials."""
 
-    study_name: str
     complete_numbers: frozenset[int]
     n_complete_seen: int
     records: list[CurveRecord]
@@ -344,7 +343,6 @@ class SRPPruner(BasePruner):
         # Standardised here, robustly, so that values near the float limits cannot overflow.
         target_center, target_scale = robust_center_scale(target)
         fit = _Fit(
-            study_name=key,
             complete_numbers=numbers,
             n_complete_seen=len(numbers),
             records=records,
