@@ -129,7 +129,8 @@ class CurveFeaturizer:
     """Turns trials cut at one decision step into the feature matrix of that step's model.
 
     Features: the curve sampled at up to ``max_curve_points`` steps up to the decision step,
-    its first and second differences, the best value so far, the fraction of non-finite
+    its first and second differences, the best value so far, the mean of the last quarter of
+    the values reported (robust to jittery curves), the fraction of non-finite
     values, the encoded hyper-parameters (numeric ones mapped to [0, 1] in log space where the
     distribution is log, categoricals one-hot, each with a missing-value indicator so that
     conditional parameters work) and the user's extra features.
@@ -191,11 +192,15 @@ class CurveFeaturizer:
         seen = record.values[record.steps <= self.step]
         best = np.nanmax(seen) if np.isfinite(seen).any() else self.worst_[-1]
         best = (max(best, self.worst_[-1]) - self.center_) / self.scale_
+        recent = seen[len(seen) - max(1, len(seen) // 4) :] if seen.size else seen
+        recent = recent[np.isfinite(recent)]
+        smooth = float(recent.mean()) if recent.size else self.worst_[-1]
+        smooth = (max(smooth, self.worst_[-1]) - self.center_) / self.scale_
         parts = [
             curve,
             np.diff(curve),
             np.diff(curve, n=2),
-            [best, float(nonfinite.mean())],
+            [best, smooth, float(nonfinite.mean())],
             self._encode_params(record),
             self._encode_extra(record),
         ]

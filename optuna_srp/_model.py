@@ -57,10 +57,12 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         out-of-bag predictions, from all of them, or not at all (the paper's recipe).
     n_neighbors : int or float, default=0.25
         For ``calibration="local"``: how many out-of-bag residuals to use, as a count or as a
-        fraction of the training set (at least 5).
-    top_fraction : float, default=0.1
-        The fraction of the highest targets (at least 3) whose out-of-bag residuals give
-        ``top_residual_z_``.
+        fraction of the training set (at least 10: fewer give a variance too noisy to prune
+        on).
+    robust_floor : bool, default=True
+        Floor the local residual variance by the squared robust scale (1.4826 x MAD) of all
+        out-of-bag residuals, so that a window where the model happened to do well cannot
+        claim more precision than the model has overall.
     random_state : int, RandomState instance or None, default=None
         Seeds the bootstrap resamples and the cross-validation folds.
 
@@ -73,10 +75,9 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         Out-of-bag predictions (in the target's units) of the samples that were out of bag.
     oob_residual_ : ndarray of shape (n_oob,)
         ``y - oob_prediction_`` for the same samples.
-    top_residual_z_ : float
-        The largest out-of-bag residual, in predicted standard deviations, among the
-        ``top_fraction`` highest targets (0 when none is positive). A user that cannot afford
-        to under-predict the best samples widens the predictive distribution by it.
+    robust_residual_scale_ : float
+        1.4826 x the median absolute deviation of ``oob_residual_`` (0 without
+        ``robust_floor``).
 
     Examples
     --------
@@ -99,7 +100,6 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
             Interval(Real, 0, 1, closed="right"),
         ],
-        "top_fraction": [Interval(Real, 0, 1, closed="both")],
         "robust_floor": ["boolean"],
         "random_state": ["random_state"],
     }
@@ -113,7 +113,6 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         gamma: float | None = None,
         calibration: str = "local",
         n_neighbors: int | float = 0.25,
-        top_fraction: float = 0.1,
         robust_floor: bool = True,
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
@@ -123,7 +122,6 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         self.gamma = gamma
         self.calibration = calibration
         self.n_neighbors = n_neighbors
-        self.top_fraction = top_fraction
         self.robust_floor = robust_floor
         self.random_state = random_state
 
@@ -182,25 +180,7 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         self.oob_residual_ = (y[has_oob] - oob_pred)[order]
         mad = np.median(np.abs(self.oob_residual_ - np.median(self.oob_residual_)))
         self.robust_residual_scale_ = float(1.4826 * mad) if self.robust_floor else 0.0
-        self.top_residual_z_ = self._top_residual_z(y[has_oob], oob_pred)
         return self
-
-    def _top_residual_z(self, y: np.ndarray, oob_pred: np.ndarray) -> float:
-        """The largest standardised out-of-bag residual among the highest targets.
-
-        A regressor shrinks its best samples towards the mean; this measures by how many
-        predicted standard deviations, among the samples where that matters most.
-        """
-        if self.calibration == "spread":
-            return 0.0
-        n_top = max(3, int(np.ceil(self.top_fraction * len(y))))
-        top = np.argsort(-y, kind="stable")[:n_top]
-        if self.calibration == "global":
-            std = np.full(len(top), np.sqrt(np.mean(self.oob_residual_**2)))
-        else:
-            std = np.sqrt(self._local_residuals(oob_pred[top])[1])
-        z = (y[top] - oob_pred[top]) / np.maximum(std, 1e-12)
-        return float(max(0.0, z.max()))
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
         """Predict the target, optionally with its standard deviation.

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 import math
-from statistics import NormalDist
 import threading
 from typing import Any
 from typing import TYPE_CHECKING
@@ -169,8 +168,6 @@ class SRPPruner(BasePruner):
         max_train_trials: int = 300,
         max_curve_points: int = 10,
         keep_top_fraction: float = 0.1,
-        _tail_dof: float = 0.0,
-        _robust_floor: bool = True,
     ) -> None:
         _check_int("n_startup_trials", n_startup_trials, 2)
         _check_int("n_warmup_steps", n_warmup_steps, 0)
@@ -204,11 +201,6 @@ class SRPPruner(BasePruner):
         self._max_train_trials = max_train_trials
         self._max_curve_points = max_curve_points
         self._keep_top_fraction = keep_top_fraction
-        self._tail_dof = _tail_dof
-        self._robust_floor = _robust_floor
-        self._threshold_z = max(
-            1e-6, float(NormalDist().inv_cdf(1.0 - min(max(threshold, 1e-12), 0.5)))
-        )
         self._lock = threading.RLock()
         self._fits: dict[str, _Fit] = {}
         self._complete_records: dict[tuple[str, int], CurveRecord] = {}
@@ -304,16 +296,8 @@ class SRPPruner(BasePruner):
         if record.best_value >= fit.best_final:
             probability = 1.0  # already as good as the best complete trial
         else:
-            # Widen the distribution until the model's worst under-prediction of a top
-            # training trial would not have been pruned at this threshold.
-            std *= max(1.0, step_model.model.top_residual_z_ / self._threshold_z)
             z = (fit.best_final - mean) / std
-            if self._tail_dof:
-                from scipy.stats import t as student_t
-
-                probability = float(student_t.sf(z, self._tail_dof))
-            else:
-                probability = 0.5 * math.erfc(z / _SQRT2)
+            probability = 0.5 * math.erfc(z / _SQRT2)
         return mean, std, probability, checkpoint
 
     def _current_fit(self, study: Study, complete: Sequence[FrozenTrial]) -> _Fit:
@@ -375,7 +359,6 @@ class SRPPruner(BasePruner):
         featurizer = CurveFeaturizer(checkpoint, self._max_curve_points)
         model: SRMEnsemble | None = SRMEnsemble(
             self._n_estimators,
-            robust_floor=self._robust_floor,
             random_state=np.random.RandomState(
                 (self._seed_for_numbers(fit.complete_numbers) + checkpoint) % 2**32
             ),

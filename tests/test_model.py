@@ -73,11 +73,18 @@ def test_local_calibration_follows_heteroscedastic_noise() -> None:
     assert std[1] > 3 * std[0]
 
 
-def test_top_residual_z_measures_shrinkage_of_the_best() -> None:
-    X, y = _data()
-    model = SRMEnsemble(random_state=0).fit(X, y)
-    assert model.top_residual_z_ >= 0.0
-    assert SRMEnsemble(calibration="spread", random_state=0).fit(X, y).top_residual_z_ == 0.0
+def test_robust_floor_keeps_a_lucky_window_from_claiming_precision() -> None:
+    # Residuals are tiny for most samples and large for a few: a window of tiny residuals
+    # must not give a std far below the model's typical error.
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(200, 1))
+    y = X[:, 0] + np.where(X[:, 0] > 0.5, rng.normal(0, 0.2, 200), rng.normal(0, 0.001, 200))
+    floored = SRMEnsemble(random_state=0).fit(X, y)
+    bare = SRMEnsemble(robust_floor=False, random_state=0).fit(X, y)
+    x_quiet = np.array([[0.1]])
+    assert floored.robust_residual_scale_ > 0.0 and bare.robust_residual_scale_ == 0.0
+    assert floored.predict(x_quiet, return_std=True)[1][0] >= floored.robust_residual_scale_
+    assert bare.predict(x_quiet, return_std=True)[1][0] < floored.robust_residual_scale_
 
 
 def test_too_few_samples_is_a_clear_error() -> None:
