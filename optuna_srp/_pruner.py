@@ -40,6 +40,7 @@ _CHECKPOINT_RATIO = 1.25
 _MAX_REMEMBERED_TRIALS = 10_000
 # Each checkpoint costs one ensemble fit per refit; long curves get a coarser grid instead.
 _MAX_CHECKPOINTS = 16
+_FULL_THRESHOLD_FRACTION = 0.1
 
 
 @dataclass
@@ -60,7 +61,9 @@ class _Fit:
     target_scale: float
     best_final: float
     checkpoints: np.ndarray
+    steps: np.ndarray  # the distinct steps the complete trials reported, sorted
     step_models: dict[int, _StepModel] = field(default_factory=dict)
+    median_at_step: dict[int, float] = field(default_factory=dict)
 
 
 class SRPPruner(BasePruner):
@@ -69,7 +72,8 @@ class SRPPruner(BasePruner):
     For a running trial at step ``τ``, an ensemble of ν-SVRs trained on the complete trials'
     learning curves cut at ``τ`` predicts the trial's final value with a mean and a standard
     deviation. The trial is pruned when the probability that its final value beats the best
-    complete trial is below ``threshold``. This is the early-stopping rule of Baker et al.,
+    complete trial is below ``threshold`` (ten times smaller where less than a tenth of the
+    curve has been seen, scaled linearly). This is the early-stopping rule of Baker et al.,
     *Accelerating Neural Architecture Search using Performance Prediction* (arXiv:1705.10823),
     with calibrated uncertainty: the standard deviation includes the model's out-of-bag error
     measured among the trials predicted to be closest, so the best configurations are not
@@ -148,6 +152,16 @@ class SRPPruner(BasePruner):
             The most curve values per model, evenly spaced up to the decision step; it bounds
             the cost for long curves.
 
+        keep_top_fraction:
+            A trial whose best value so far is in this top fraction of all trials (any state)
+            that reached its step is not pruned, so the models keep being fed good complete
+            trials.
+        median_guard:
+            Prune only trials that :class:`~optuna.pruners.MedianPruner`'s rule would prune
+            too (best value so far worse than the complete trials' median at this step). The
+            models cannot learn what they never saw complete (late learners), the median rule
+            cannot see crossing curves; requiring both keeps what either keeps.
+
     Raises:
         ValueError: If an argument is out of range.
         TypeError: If an argument is of the wrong type.
@@ -168,6 +182,7 @@ class SRPPruner(BasePruner):
         max_train_trials: int = 300,
         max_curve_points: int = 10,
         keep_top_fraction: float = 0.1,
+        median_guard: bool = True,
     ) -> None:
         _check_int("n_startup_trials", n_startup_trials, 2)
         _check_int("n_warmup_steps", n_warmup_steps, 0)
@@ -178,6 +193,8 @@ class SRPPruner(BasePruner):
         _check_float("threshold", threshold, 0.0, 1.0)
         _check_float("refit_fraction", refit_fraction, 0.0, math.inf)
         _check_float("keep_top_fraction", keep_top_fraction, 0.0, 1.0)
+        if not isinstance(median_guard, bool):
+            raise TypeError(f"median_guard must be a bool, but got {median_guard=!r}.")
         if seed is not None:
             _check_int("seed", seed, 0)
         if wrapped_pruner is not None and not isinstance(wrapped_pruner, BasePruner):
@@ -201,6 +218,7 @@ class SRPPruner(BasePruner):
         self._max_train_trials = max_train_trials
         self._max_curve_points = max_curve_points
         self._keep_top_fraction = keep_top_fraction
+        self._median_guard = median_guard
         self._lock = threading.RLock()
         self._fits: dict[str, _Fit] = {}
         self._complete_records: dict[tuple[str, int], CurveRecord] = {}
@@ -243,7 +261,9 @@ class SRPPruner(BasePruner):
             return False
         mean, std, probability, decision_step = prediction
         self._write_attrs(study, trial, mean, std, probability, decision_step)
-        if not probability < self._threshold:
+        if not probability < self._early_threshold(study, decision_step):
+            return False
+        if self._median_guard and not self._below_complete_median(study, trial, step):
             return False
         if self._keep_top_fraction > 0.0:
             trials = study.get_trials(deepcopy=False)
@@ -335,6 +355,7 @@ class SRPPruner(BasePruner):
             target_scale=target_scale,
             best_final=_best_final(complete, sign),
             checkpoints=_geometric_subset(steps),
+            steps=steps,
         )
         self._fits[key] = fit
         return fit
@@ -383,6 +404,40 @@ class SRPPruner(BasePruner):
         step_model = _StepModel(featurizer, model)
         fit.step_models[checkpoint] = step_model
         return step_model
+
+    def _early_threshold(self, study: Study, checkpoint: int) -> float:
+        """The threshold, scaled down while less than a tenth of the curve has been seen.
+
+        The first values say least about the final one and a model trained on few curves
+        does not know how little; there it must be ten times as sure.
+        """
+        with self._lock:
+            fit = self._fits.get(study.study_name)
+        if fit is None or fit.steps.size == 0:
+            return self._threshold
+        seen = int(np.searchsorted(fit.steps, checkpoint, side="right")) / fit.steps.size
+        return self._threshold * min(1.0, seen / _FULL_THRESHOLD_FRACTION)
+
+    def _below_complete_median(self, study: Study, trial: FrozenTrial, step: int) -> bool:
+        """Whether MedianPruner's rule would prune too: the trial's best value so far is worse
+        than the median of the complete trials' values at ``step`` (their last report at or
+        before it).
+
+        Both rules must agree, so a configuration that either keeps is kept: the models cannot
+        learn what they never saw complete (e.g. TaskSet's late learners, whose curves sit at
+        chance as long as most runs' do), and the median rule cannot see crossing curves.
+        """
+        with self._lock:
+            fit = self._fits.get(study.study_name)
+            if fit is None:
+                return True
+            median = fit.median_at_step.get(step)
+            if median is None:
+                at_step = [_value_at(r, step) for r in fit.records]
+                finite = [v for v in at_step if math.isfinite(v)]
+                median = float(np.median(finite)) if finite else -math.inf
+                fit.median_at_step[step] = median
+        return _best_up_to(_cumulative_best(trial, _sign(study)), step) < median
 
     def _ranks_in_top(
         self, key: str, trials: Sequence[FrozenTrial], trial: FrozenTrial, step: int, sign: float
@@ -460,6 +515,12 @@ def _cumulative_best(trial: FrozenTrial, sign: float) -> tuple[np.ndarray, np.nd
     values = np.fromiter((v for _, v in items), dtype=np.float64, count=len(items)) * sign
     values[~np.isfinite(values)] = -np.inf
     return steps, np.maximum.accumulate(values) if values.size else values
+
+
+def _value_at(record: CurveRecord, step: int) -> float:
+    """The record's last value reported at or before ``step`` (NaN if none)."""
+    i = int(np.searchsorted(record.steps, step, side="right")) - 1
+    return float(record.values[i]) if i >= 0 else math.nan
 
 
 def _best_up_to(curve: tuple[np.ndarray, np.ndarray], step: int) -> float:

@@ -80,6 +80,8 @@ _BAD_PRUNER_ARGS: list[tuple[str, Any, type[Exception]]] = [
     ("keep_top_fraction", 1.1, ValueError),
     ("keep_top_fraction", math.nan, ValueError),
     ("keep_top_fraction", "x", TypeError),
+    ("median_guard", 1, TypeError),
+    ("median_guard", "yes", TypeError),
 ]
 
 _VALID_PRUNER_ARGS: list[Any] = [
@@ -107,6 +109,7 @@ _VALID_PRUNER_ARGS: list[Any] = [
     ("max_curve_points", 1),
     ("keep_top_fraction", 0.0),
     ("keep_top_fraction", 1.0),
+    ("median_guard", False),
 ]
 
 

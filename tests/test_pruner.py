@@ -415,3 +415,31 @@ def test_multi_objective_is_a_clear_error() -> None:
         study.pruner.prune(study, study.trials[trial.number])
     with pytest.raises(NotImplementedError):
         trial.should_prune()
+
+
+def test_median_guard_keeps_what_the_median_rule_keeps() -> None:
+    # A trial the models call hopeless is still kept while it is at least as good as the median
+    # of the complete trials at its step; without the guard it is pruned.
+    decisions = {}
+    for guard in (True, False):
+        pruner = SRPPruner(n_startup_trials=10, median_guard=guard, keep_top_fraction=0.0)
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        add_complete_trials(study, 30)
+        median_at_3 = float(np.median([t.intermediate_values[3] for t in study.trials]))
+        trial = _ask(study, 0.0)
+        _report(trial, [median_at_3, median_at_3, median_at_3])
+        prediction = pruner.predict(study, study.trials[-1])
+        assert prediction is not None and prediction[0] < study.best_value
+        decisions[guard] = trial.should_prune()
+    assert decisions == {True: False, False: True}
+
+
+def test_early_decisions_need_more_certainty() -> None:
+    pruner = SRPPruner(n_startup_trials=10, threshold=0.05)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 30)
+    pruner.predict(study, study.trials[0])  # fits
+    early = pruner._early_threshold(study, 1)
+    late = pruner._early_threshold(study, N_STEPS)
+    assert late == 0.05
+    assert early == pytest.approx(0.05 * (1 / N_STEPS) / 0.1)

@@ -39,7 +39,7 @@ def _synthetic_corpus(n: int = 150, seed: int = 0) -> Corpus:
 def test_synthetic_replay_keeps_the_best_and_saves_steps(ordering: int) -> None:
     row = replay_study(_synthetic_corpus(), lambda: SRPPruner(seed=0), ordering=ordering)
     assert row["hit"]
-    assert row["epochs_spent"] / row["epochs_full"] < 0.5
+    assert row["epochs_spent"] / row["epochs_full"] < 0.7
 
 
 @pytest.mark.skipif(
