@@ -343,14 +343,16 @@ class SRPPruner(BasePruner):
         finals = np.array([r.final for r in records], dtype=np.float64)
         records, finals = self._subsample(records, finals, study)
         steps = np.unique(np.concatenate([r.steps for r in records] + [np.empty(0, int)]))
-        target = encode_target(finals)
-        # Standardised here, robustly, so that values near the float limits cannot overflow.
-        target_center, target_scale = robust_center_scale(target)
+        with np.errstate(all="ignore"):  # values near the float limits are valid input
+            target = encode_target(finals)
+            # Standardised here, robustly, so that values near the float limits cannot overflow.
+            target_center, target_scale = robust_center_scale(target)
+            target = (target - target_center) / target_scale
         fit = _Fit(
             complete_numbers=numbers,
             n_complete_seen=len(numbers),
             records=records,
-            target=(target - target_center) / target_scale,
+            target=target,
             target_center=target_center,
             target_scale=target_scale,
             best_final=_best_final(complete, sign),
