@@ -453,7 +453,12 @@ class SRPPruner(BasePruner):
         """
         own = _best_up_to(_cumulative_best(trial, sign), step)
         n_others = n_better = 0
+        # Enough better trials settle it whatever the rest: most candidates are bad, so this
+        # ends the scan early in large studies.
+        most_better_allowed = self._keep_top_fraction * len(trials)
         for other in trials:
+            if n_better > most_better_allowed:
+                return False
             if other.number == trial.number or (other.last_step or -1) < step:
                 continue
             if other.state.is_finished():

@@ -443,3 +443,26 @@ def test_early_decisions_need_more_certainty() -> None:
     late = pruner._early_threshold(study, N_STEPS)
     assert late == 0.05
     assert early == pytest.approx(0.05 * (1 / N_STEPS) / 0.1)
+
+
+@pytest.mark.parametrize("fraction,pruned", [(0.0, True), (0.5, False)])
+def test_keep_top_fraction_keeps_a_leader_among_partial_curves(
+    fraction: float, pruned: bool
+) -> None:
+    # Many running/pruned trials that reached step 3 are worse than this one: among all trials
+    # at its step it is on top, though the models (trained on complete trials) call it hopeless.
+    pruner = SRPPruner(n_startup_trials=10, keep_top_fraction=fraction, median_guard=False)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 12)
+    for _ in range(40):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.PRUNED,
+                params={"x": 0.0},
+                distributions={"x": FloatDistribution(0, 1)},
+                intermediate_values={1: -1.0, 2: -1.0, 3: -1.0},
+            )
+        )
+    trial = _ask(study, 0.0)
+    _report(trial, curve(0.0, np.random.default_rng(1))[:3])
+    assert trial.should_prune() is pruned
