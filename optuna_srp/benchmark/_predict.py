@@ -246,7 +246,7 @@ def _fit_predict(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if method == "srm":
-            model = SRMEnsemble(10, random_state=seed).fit(X_train, y_train)
+            model = SRMEnsemble(5, random_state=seed).fit(X_train, y_train)
             fit_s = time.perf_counter() - t0
             mean, std = model.predict(X_test, return_std=True)
             return np.asarray(mean), np.asarray(std), fit_s
