@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -223,7 +224,7 @@ class SRPPruner(BasePruner):
         self._fits: dict[str, _Fit] = {}
         self._complete_records: dict[tuple[str, int], CurveRecord] = {}
         self._warned: set[str] = set()
-        self._finished_curves: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._finished_curves: dict[tuple[str, int], tuple[list[int], list[float]]] = {}
         # The attributes last written per trial: the FrozenTrial handed to prune() is a
         # process-local copy that does not see our own writes.
         self._written_attrs: OrderedDict[tuple[str, int], dict[str, float]] = OrderedDict()
@@ -456,21 +457,21 @@ class SRPPruner(BasePruner):
         # Enough better trials settle it whatever the rest: most candidates are bad, so this
         # ends the scan early in large studies.
         most_better_allowed = self._keep_top_fraction * len(trials)
-        for other in trials:
-            if n_better > most_better_allowed:
-                return False
-            if other.number == trial.number or (other.last_step or -1) < step:
-                continue
-            if other.state.is_finished():
-                with self._lock:  # finished trials never change: compute their curve once
+        with self._lock:
+            for other in trials:
+                if n_better > most_better_allowed:
+                    return False
+                if other.number == trial.number or (other.last_step or -1) < step:
+                    continue
+                if other.state.is_finished():  # finished trials never change: compute once
                     curve = self._finished_curves.get((key, other.number))
                     if curve is None:
                         curve = _cumulative_best(other, sign)
                         self._finished_curves[(key, other.number)] = curve
-            else:
-                curve = _cumulative_best(other, sign)
-            n_others += 1
-            n_better += _best_up_to(curve, step) > own
+                else:
+                    curve = _cumulative_best(other, sign)
+                n_others += 1
+                n_better += _best_up_to(curve, step) > own
         return (n_better + 1) / (n_others + 1) <= self._keep_top_fraction
 
     def _seed_for_numbers(self, numbers: frozenset[int]) -> int:
@@ -515,13 +516,21 @@ class SRPPruner(BasePruner):
                 written[key] = value
 
 
-def _cumulative_best(trial: FrozenTrial, sign: float) -> tuple[np.ndarray, np.ndarray]:
-    """A trial's sorted steps and its best finite value up to each (higher is better)."""
-    items = sorted(trial.intermediate_values.items())
-    steps = np.fromiter((s for s, _ in items), dtype=np.int64, count=len(items))
-    values = np.fromiter((v for _, v in items), dtype=np.float64, count=len(items)) * sign
-    values[~np.isfinite(values)] = -np.inf
-    return steps, np.maximum.accumulate(values) if values.size else values
+def _cumulative_best(trial: FrozenTrial, sign: float) -> tuple[list[int], list[float]]:
+    """A trial's sorted steps and its best finite value up to each (higher is better).
+
+    Plain lists: they are searched one step at a time, where numpy's per-call cost dominates.
+    """
+    steps: list[int] = []
+    best: list[float] = []
+    running = -math.inf
+    for step, value in sorted(trial.intermediate_values.items()):
+        value *= sign
+        if math.isfinite(value) and value > running:
+            running = value
+        steps.append(step)
+        best.append(running)
+    return steps, best
 
 
 def _value_at(record: CurveRecord, step: int) -> float:
@@ -530,10 +539,10 @@ def _value_at(record: CurveRecord, step: int) -> float:
     return float(record.values[i]) if i >= 0 else math.nan
 
 
-def _best_up_to(curve: tuple[np.ndarray, np.ndarray], step: int) -> float:
+def _best_up_to(curve: tuple[list[int], list[float]], step: int) -> float:
     steps, best = curve
-    i = int(np.searchsorted(steps, step, side="right")) - 1
-    return float(best[i]) if i >= 0 else -math.inf
+    i = bisect.bisect_right(steps, step) - 1
+    return best[i] if i >= 0 else -math.inf
 
 
 def _best_final(complete: Sequence[FrozenTrial], sign: float) -> float:
