@@ -342,7 +342,7 @@ class SRPPruner(BasePruner):
                 self._complete_records[(key, t.number)] = cached
             records.append(cached)
         finals = np.array([r.final for r in records], dtype=np.float64)
-        records, finals = self._subsample(records, finals, study)
+        records, finals = self._subsample(records, finals)
         steps = np.unique(np.concatenate([r.steps for r in records] + [np.empty(0, int)]))
         with np.errstate(all="ignore"):  # values near the float limits are valid input
             target = encode_target(finals)
@@ -364,14 +364,15 @@ class SRPPruner(BasePruner):
         return fit
 
     def _subsample(
-        self, records: list[CurveRecord], finals: np.ndarray, study: Study
+        self, records: list[CurveRecord], finals: np.ndarray
     ) -> tuple[list[CurveRecord], np.ndarray]:
         n = len(records)
         if n <= self._max_train_trials:
             return records, finals
         order = np.argsort(-np.where(np.isfinite(finals), finals, -np.inf), kind="stable")
         n_top = self._max_train_trials // 4
-        rng = np.random.RandomState(self._seed_for(study, n))
+        # Seeded by the pruner's seed and the set's size: the same subsample in every worker.
+        rng = np.random.RandomState(((0 if self._seed is None else self._seed) * 31 + n) % 2**32)
         rest = rng.choice(order[n_top:], self._max_train_trials - n_top, replace=False)
         keep = np.sort(np.concatenate([order[:n_top], rest]))
         return [records[i] for i in keep], finals[keep]
@@ -478,9 +479,6 @@ class SRPPruner(BasePruner):
         # Reproducible for a given seed and training set, the same in every worker.
         base = 0 if self._seed is None else self._seed
         return (base * 1_000_003 + len(numbers) * 7919 + sum(numbers)) % 2**32
-
-    def _seed_for(self, study: Study, n: int) -> int:
-        return ((0 if self._seed is None else self._seed) * 31 + n) % 2**32
 
     def _write_attrs(
         self,
