@@ -260,15 +260,16 @@ class SRPPruner(BasePruner):
             if self._wrapped_pruner is not None and len(complete) < self._n_startup_trials:
                 return self._wrapped_pruner.prune(study, trial)
             return False
-        mean, std, probability, decision_step = prediction
+        mean, std, probability, decision_step, fit = prediction
         self._write_attrs(study, trial, mean, std, probability, decision_step)
-        if not probability < self._early_threshold(study, decision_step):
+        if not probability < self._early_threshold(fit, decision_step):
             return False
-        if self._median_guard and not self._below_complete_median(study, trial, step):
+        sign = _sign(study)
+        if self._median_guard and not self._below_complete_median(fit, trial, step, sign):
             return False
         if self._keep_top_fraction > 0.0:
             trials = study.get_trials(deepcopy=False)
-            return not self._ranks_in_top(study.study_name, trials, trial, step, _sign(study))
+            return not self._ranks_in_top(study.study_name, trials, trial, step, sign)
         return True
 
     def predict(self, study: Study, trial: FrozenTrial) -> tuple[float, float] | None:
@@ -288,13 +289,14 @@ class SRPPruner(BasePruner):
         prediction = self._predict(study, trial, complete)
         if prediction is None:
             return None
-        mean, std, _, _ = prediction
+        mean, std, _, _, _ = prediction
         return mean * _sign(study), std
 
     def _predict(
         self, study: Study, trial: FrozenTrial, complete: Sequence[FrozenTrial]
-    ) -> tuple[float, float, float, int] | None:
-        """Mean and std (higher is better), the probability of beating the best, the step."""
+    ) -> tuple[float, float, float, int, _Fit] | None:
+        """Mean and std (higher is better), the probability of beating the best, the
+        checkpoint whose model was used, and the fit it belongs to."""
         if len(complete) < self._n_startup_trials or trial.last_step is None:
             return None
         sign = _sign(study)
@@ -319,7 +321,7 @@ class SRPPruner(BasePruner):
         else:
             z = (fit.best_final - mean) / std
             probability = 0.5 * math.erfc(z / _SQRT2)
-        return mean, std, probability, checkpoint
+        return mean, std, probability, checkpoint, fit
 
     def _current_fit(self, study: Study, complete: Sequence[FrozenTrial]) -> _Fit:
         key = study.study_name
@@ -409,20 +411,20 @@ class SRPPruner(BasePruner):
         fit.step_models[checkpoint] = step_model
         return step_model
 
-    def _early_threshold(self, study: Study, checkpoint: int) -> float:
+    def _early_threshold(self, fit: _Fit, checkpoint: int) -> float:
         """The threshold, scaled down while less than a tenth of the curve has been seen.
 
         The first values say least about the final one and a model trained on few curves
         does not know how little; there it must be ten times as sure.
         """
-        with self._lock:
-            fit = self._fits.get(study.study_name)
-        if fit is None or fit.steps.size == 0:
+        if fit.steps.size == 0:
             return self._threshold
         seen = int(np.searchsorted(fit.steps, checkpoint, side="right")) / fit.steps.size
         return self._threshold * min(1.0, seen / _FULL_THRESHOLD_FRACTION)
 
-    def _below_complete_median(self, study: Study, trial: FrozenTrial, step: int) -> bool:
+    def _below_complete_median(
+        self, fit: _Fit, trial: FrozenTrial, step: int, sign: float
+    ) -> bool:
         """Whether MedianPruner's rule would prune too: the trial's best value so far is worse
         than the median of the complete trials' values at ``step`` (their last report at or
         before it).
@@ -432,16 +434,13 @@ class SRPPruner(BasePruner):
         chance as long as most runs' do), and the median rule cannot see crossing curves.
         """
         with self._lock:
-            fit = self._fits.get(study.study_name)
-            if fit is None:
-                return True
             median = fit.median_at_step.get(step)
             if median is None:
                 at_step = [_value_at(r, step) for r in fit.records]
                 finite = [v for v in at_step if math.isfinite(v)]
                 median = float(np.median(finite)) if finite else -math.inf
                 fit.median_at_step[step] = median
-        return _best_up_to(_cumulative_best(trial, _sign(study)), step) < median
+        return _best_up_to(_cumulative_best(trial, sign), step) < median
 
     def _ranks_in_top(
         self, key: str, trials: Sequence[FrozenTrial], trial: FrozenTrial, step: int, sign: float

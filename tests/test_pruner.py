@@ -439,8 +439,9 @@ def test_early_decisions_need_more_certainty() -> None:
     study = optuna.create_study(direction="maximize", pruner=pruner)
     add_complete_trials(study, 30)
     pruner.predict(study, study.trials[0])  # fits
-    early = pruner._early_threshold(study, 1)
-    late = pruner._early_threshold(study, N_STEPS)
+    fit = pruner._fits[study.study_name]
+    early = pruner._early_threshold(fit, 1)
+    late = pruner._early_threshold(fit, N_STEPS)
     assert late == 0.05
     assert early == pytest.approx(0.05 * (1 / N_STEPS) / 0.1)
 
