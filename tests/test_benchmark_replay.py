@@ -201,3 +201,13 @@ def test_run_replay_parallel_matches_serial(tmp_path: Path) -> None:
     assert nop["speedup"] == 1.0 and nop["hit_rate"] == 1.0 and nop["regret"] == 0.0
     table = replay_table(summary)
     assert "| four | nop | 1.00x | 1.00 |" in table
+
+
+def test_first_ordering_replays_the_held_out_seeds(tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path, FOUR)
+    specs = [parse_pruner_spec("median")]
+    all_four = run_replay([corpus], specs, orderings=4, n_trials=3)
+    last_two = run_replay([corpus], specs, orderings=2, n_trials=3, first_ordering=2)
+    assert [r["ordering"] for r in last_two] == [2, 3]
+    key = ["ordering", "epochs_spent", "trials"]
+    assert [[r[k] for k in key] for r in last_two] == [[r[k] for k in key] for r in all_four[2:]]

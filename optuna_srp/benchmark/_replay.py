@@ -78,6 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--orderings", type=int, default=5, help="random orderings (seeds 0..k-1)")
     parser.add_argument(
+        "--first-ordering",
+        type=int,
+        default=0,
+        help="seed of the first ordering (e.g. 5 with --orderings 5 replays seeds 5..9, "
+        "held out from choices made on 0..4)",
+    )
+    parser.add_argument(
         "--n-trials", type=int, default=None, help="replay the first N configs of each ordering"
     )
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
@@ -100,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     if args.orderings < 1 or (args.n_trials is not None and args.n_trials < 1) or args.jobs < 1:
         print("error: --orderings, --n-trials and --jobs must be >= 1", file=sys.stderr)
         return 2
+    if args.first_ordering < 0:
+        print(f"error: --first-ordering must be >= 0, got {args.first_ordering}", file=sys.stderr)
+        return 2
     out: Path | None = args.out
     results_file = None
     if out is not None:
@@ -110,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         corpora,
         specs,
         orderings=args.orderings,
+        first_ordering=args.first_ordering,
         n_trials=args.n_trials,
         jobs=args.jobs,
         progress=not args.no_progress,
@@ -120,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     if out is not None:
         (out / "summary.md").write_text(
-            _report.replay_header(args.orderings, args.n_trials) + "\n" + table + "\n"
+            _report.replay_header(args.orderings, args.n_trials, args.first_ordering)
+            + "\n"
+            + table
+            + "\n"
         )
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         if not args.no_plots:
@@ -136,6 +150,7 @@ def run_replay(
     orderings: int = 5,
     n_trials: int | None = None,
     jobs: int = 1,
+    first_ordering: int = 0,
     progress: bool = False,
     results_file: Path | None = None,
 ) -> list[dict[str, Any]]:
@@ -144,11 +159,13 @@ def run_replay(
     Args:
         corpora: The corpora.
         specs: The pruners.
-        orderings: Orderings per corpus, seeded 0..orderings-1, the same for every pruner.
+        orderings: Orderings per corpus, the same for every pruner.
         n_trials: Replay only the first ``n_trials`` configurations of each ordering.
         jobs: Worker processes; 1 runs in this process.
         progress: Show a progress bar (tqdm if installed, else a line per study on stderr).
         results_file: If given, append each study's result to it as a JSON line as it ends.
+        first_ordering: The seed of the first ordering; they are seeded
+            ``first_ordering..first_ordering + orderings - 1``.
 
     Returns:
         One result per study (see :func:`replay_study`), sorted by corpus, pruner, ordering.
@@ -157,7 +174,7 @@ def run_replay(
         (ci, si, k)
         for ci in range(len(corpora))
         for si in range(len(specs))
-        for k in range(orderings)
+        for k in range(first_ordering, first_ordering + orderings)
     ]
     # Expensive pruners first, so that the last tasks of a parallel run are short ones.
     tasks.sort(key=lambda t: (specs[t[1]].name != "srp", t))

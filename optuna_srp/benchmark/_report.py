@@ -133,10 +133,11 @@ def aggregate_replay(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def replay_header(orderings: int, n_trials: int | None) -> str:
+def replay_header(orderings: int, n_trials: int | None, first_ordering: int = 0) -> str:
     """A line describing a replay's settings."""
     cap = "all configurations" if n_trials is None else f"the first {n_trials} configurations"
-    return f"Replay: {orderings} orderings per corpus, {cap} of each.\n"
+    seeds = f"seeds {first_ordering}..{first_ordering + orderings - 1}"
+    return f"Replay: {orderings} orderings per corpus ({seeds}), {cap} of each.\n"
 
 
 def replay_table(summary: Sequence[dict[str, Any]]) -> str:
