@@ -158,10 +158,11 @@ class SRPPruner(BasePruner):
             that reached its step is not pruned, so the models keep being fed good complete
             trials.
         median_guard:
-            Prune only trials that :class:`~optuna.pruners.MedianPruner`'s rule would prune
-            too (best value so far worse than the complete trials' median at this step). The
-            models cannot learn what they never saw complete (late learners), the median rule
-            cannot see crossing curves; requiring both keeps what either keeps.
+            Prune only trials that :class:`~optuna.pruners.MedianPruner`'s rule, applied to
+            the value just reported, would prune too (that value worse than the complete
+            trials' median at this step). The models cannot learn what they never saw complete
+            (late learners), the median rule cannot see crossing curves; requiring both keeps
+            what either keeps.
 
     Raises:
         ValueError: If an argument is out of range.
@@ -425,13 +426,19 @@ class SRPPruner(BasePruner):
     def _below_complete_median(
         self, fit: _Fit, trial: FrozenTrial, step: int, sign: float
     ) -> bool:
-        """Whether MedianPruner's rule would prune too: the trial's best value so far is worse
-        than the median of the complete trials' values at ``step`` (their last report at or
-        before it).
+        """Whether MedianPruner's rule, applied to the trial's current value, would prune too:
+        the value reported at ``step`` is worse than the median of the complete trials' values
+        at ``step`` (their last report at or before it).
 
         Both rules must agree, so a configuration that either keeps is kept: the models cannot
         learn what they never saw complete (e.g. TaskSet's late learners, whose curves sit at
         chance as long as most runs' do), and the median rule cannot see crossing curves.
+
+        The current value, not MedianPruner's best value so far: a run on a plateau with
+        jitter (a TaskSet run at chance level) has a best so far above the plateau by the
+        jitter, so where half the complete runs end on that plateau every such run would be
+        kept to the end; its current value is above the median about half the time. A run that
+        is learning is above the plateau at every check.
         """
         with self._lock:
             median = fit.median_at_step.get(step)
@@ -440,7 +447,9 @@ class SRPPruner(BasePruner):
                 finite = [v for v in at_step if math.isfinite(v)]
                 median = float(np.median(finite)) if finite else -math.inf
                 fit.median_at_step[step] = median
-        return _best_up_to(_cumulative_best(trial, sign), step) < median
+        value = trial.intermediate_values.get(step)
+        current = sign * value if value is not None and math.isfinite(value) else -math.inf
+        return current < median
 
     def _ranks_in_top(
         self, key: str, trials: Sequence[FrozenTrial], trial: FrozenTrial, step: int, sign: float

@@ -434,6 +434,19 @@ def test_median_guard_keeps_what_the_median_rule_keeps() -> None:
     assert decisions == {True: False, False: True}
 
 
+def test_median_guard_reads_the_current_value_not_the_best_so_far() -> None:
+    # A run on a plateau whose jitter once took it above the median: MedianPruner keeps it on
+    # its best value so far, the guard looks at where it is now and lets the models prune it.
+    pruner = SRPPruner(n_startup_trials=10, median_guard=True, keep_top_fraction=0.0)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 30)
+    median_at_3 = float(np.median([t.intermediate_values[3] for t in study.trials]))
+    trial = _ask(study, 0.0)
+    _report(trial, [median_at_3 + 0.01, median_at_3 - 0.01, median_at_3 - 0.01])
+    assert not optuna.pruners.MedianPruner().prune(study, study.trials[-1])
+    assert trial.should_prune()
+
+
 def test_early_decisions_need_more_certainty() -> None:
     pruner = SRPPruner(n_startup_trials=10, threshold=0.05)
     study = optuna.create_study(direction="maximize", pruner=pruner)
