@@ -78,6 +78,12 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
     robust_residual_scale_ : float
         1.4826 x the median absolute deviation of ``oob_residual_`` (0 without
         ``robust_floor``).
+    residual_dof_ : float
+        Degrees of freedom of the residual variance behind the standard deviation: the number
+        of out-of-bag residuals it averages, less one (``inf`` for ``calibration="spread"``).
+        A Student t with these degrees of freedom, not a Gaussian, is the predictive
+        distribution to take tail probabilities from: a variance estimated from few residuals
+        is often too small.
 
     Examples
     --------
@@ -180,6 +186,12 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         self.oob_residual_ = (y[has_oob] - oob_pred)[order]
         mad = np.median(np.abs(self.oob_residual_ - np.median(self.oob_residual_)))
         self.robust_residual_scale_ = float(1.4826 * mad) if self.robust_floor else 0.0
+        if self.calibration == "spread":
+            self.residual_dof_ = float("inf")
+        elif self.calibration == "global":
+            self.residual_dof_ = float(len(self.oob_residual_) - 1)
+        else:
+            self.residual_dof_ = float(self._window_size() - 1)
         return self
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
@@ -259,11 +271,16 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
     def _intercepts(self) -> np.ndarray:
         return np.array([e.intercept_[0] for e in self.estimators_])
 
-    def _local_residuals(self, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _window_size(self) -> int:
+        """How many out-of-bag residuals the local calibration averages."""
         n = len(self.oob_prediction_)
         k = self.n_neighbors
         k = int(k) if isinstance(k, (int, np.integer)) else int(np.ceil(k * n))
-        k = min(n, max(_MIN_NEIGHBORS, k))
+        return min(n, max(_MIN_NEIGHBORS, k))
+
+    def _local_residuals(self, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.oob_prediction_)
+        k = self._window_size()
         bias = np.empty_like(prediction)
         resid_ms = np.empty_like(prediction)
         for i, p in enumerate(prediction):

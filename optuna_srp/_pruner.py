@@ -19,6 +19,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
+from scipy.special import stdtr
 
 from optuna_srp._features import CurveFeaturizer
 from optuna_srp._features import CurveRecord
@@ -78,7 +79,9 @@ class SRPPruner(BasePruner):
     *Accelerating Neural Architecture Search using Performance Prediction* (arXiv:1705.10823),
     with calibrated uncertainty: the standard deviation includes the model's out-of-bag error
     measured among the trials predicted to be closest, so the best configurations are not
-    pruned because the model shrinks them towards the mean.
+    pruned because the model shrinks them towards the mean, and the probability is a Student t
+    tail whose degrees of freedom are the number of those residuals less one, so a model
+    trained on few curves is not trusted beyond what they can show.
 
     Models are fitted lazily, per process, from the complete trials read from storage, and are
     refitted when that set has grown by ``refit_fraction``: every worker sharing a study
@@ -175,7 +178,7 @@ class SRPPruner(BasePruner):
         n_warmup_steps: int = 0,
         interval_steps: int = 1,
         *,
-        threshold: float = 0.01,
+        threshold: float = 0.02,
         n_estimators: int = 5,
         seed: int | None = None,
         wrapped_pruner: BasePruner | None = None,
@@ -321,7 +324,8 @@ class SRPPruner(BasePruner):
             probability = 1.0  # already as good as the best complete trial
         else:
             z = (fit.best_final - mean) / std
-            probability = 0.5 * math.erfc(z / _SQRT2)
+            dof = step_model.model.residual_dof_
+            probability = 0.5 * math.erfc(z / _SQRT2) if dof > 1e6 else float(stdtr(dof, -z))
         return mean, std, probability, checkpoint, fit
 
     def _current_fit(self, study: Study, complete: Sequence[FrozenTrial]) -> _Fit:

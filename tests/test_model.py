@@ -97,3 +97,14 @@ def test_non_finite_input_is_rejected_by_name() -> None:
     X[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         SRMEnsemble().fit(X, y)
+
+
+@pytest.mark.parametrize("calibration", ["local", "global", "spread"])
+def test_residual_dof_counts_the_residuals_behind_the_std(calibration: str) -> None:
+    X, y = _data(200)
+    model = SRMEnsemble(calibration=calibration, n_neighbors=0.25, random_state=0).fit(X, y)
+    n_oob = len(model.oob_residual_)
+    expected = {"local": np.ceil(0.25 * n_oob) - 1, "global": n_oob - 1, "spread": np.inf}
+    assert model.residual_dof_ == expected[calibration]
+    few = SRMEnsemble(random_state=0).fit(X[:20], y[:20])
+    assert few.residual_dof_ == 9  # at least 10 residuals however few the samples

@@ -447,6 +447,27 @@ def test_median_guard_reads_the_current_value_not_the_best_so_far() -> None:
     assert trial.should_prune()
 
 
+def test_probability_is_a_student_t_tail_with_the_residual_dof() -> None:
+    # Few complete trials: the std rests on 10 residuals, whose variance is often too small;
+    # the t tail (9 dof) is heavier than the Gaussian one.
+    from scipy.special import stdtr
+
+    pruner = SRPPruner(n_startup_trials=10, seed=0)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 12)
+    trial = _ask(study, 0.2)
+    _report(trial, [0.3, 0.4, 0.45, 0.5, 0.5])
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    prediction = pruner._predict(study, study.trials[-1], complete)
+    assert prediction is not None
+    mean, std, probability, checkpoint, fit = prediction
+    model = fit.step_models[checkpoint].model
+    assert model is not None and model.residual_dof_ == 9
+    z = (study.best_value - mean) / std
+    assert probability == pytest.approx(float(stdtr(9, -z)))
+    assert probability > 0.5 * math.erfc(z / math.sqrt(2))
+
+
 def test_early_decisions_need_more_certainty() -> None:
     pruner = SRPPruner(n_startup_trials=10, threshold=0.05)
     study = optuna.create_study(direction="maximize", pruner=pruner)
