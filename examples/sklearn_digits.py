@@ -40,8 +40,12 @@ if __name__ == "__main__":
     study.optimize(objective, n_trials=60)
     states = [t.state for t in study.trials]
     epochs = sum(len(t.intermediate_values) for t in study.trials)
-    print(f"complete: {states.count(optuna.trial.TrialState.COMPLETE)}, "
-          f"pruned: {states.count(optuna.trial.TrialState.PRUNED)}")
-    print(f"epochs trained: {epochs} of {len(study.trials) * N_EPOCHS} "
-          f"({len(study.trials) * N_EPOCHS / epochs:.1f}x fewer)")
+    print(
+        f"complete: {states.count(optuna.trial.TrialState.COMPLETE)}, "
+        f"pruned: {states.count(optuna.trial.TrialState.PRUNED)}"
+    )
+    print(
+        f"epochs trained: {epochs} of {len(study.trials) * N_EPOCHS} "
+        f"({len(study.trials) * N_EPOCHS / epochs:.1f}x fewer)"
+    )
     print(f"best accuracy: {study.best_value:.4f} with {study.best_params}")
