@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 
 ATTR_PREFIX = "srp:"
-_SQRT2 = math.sqrt(2.0)
 # Decision steps get their own model; in between, the nearest lower one is used. Geometric
 # spacing gives early steps (where most trials are stopped) fine resolution at a bounded cost.
 _CHECKPOINT_RATIO = 1.25
@@ -324,8 +323,8 @@ class SRPPruner(BasePruner):
             probability = 1.0  # already as good as the best complete trial
         else:
             z = (fit.best_final - mean) / std
-            dof = step_model.model.residual_dof_
-            probability = 0.5 * math.erfc(z / _SQRT2) if dof > 1e6 else float(stdtr(dof, -z))
+            # Infinite degrees of freedom (calibration="spread") give the Gaussian tail.
+            probability = float(stdtr(step_model.model.residual_dof_, -z))
         return mean, std, probability, checkpoint, fit
 
     def _current_fit(self, study: Study, complete: Sequence[FrozenTrial]) -> _Fit:

@@ -10,6 +10,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 import pytest
+from scipy.special import stdtr
 
 from optuna_srp import SRPPruner
 from tests._synthetic import add_complete_trials
@@ -450,8 +451,6 @@ def test_median_guard_reads_the_current_value_not_the_best_so_far() -> None:
 def test_probability_is_a_student_t_tail_with_the_residual_dof() -> None:
     # Few complete trials: the std rests on 10 residuals, whose variance is often too small;
     # the t tail (9 dof) is heavier than the Gaussian one.
-    from scipy.special import stdtr
-
     pruner = SRPPruner(n_startup_trials=10, seed=0)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     add_complete_trials(study, 12)
