@@ -64,7 +64,7 @@ class _Fit:
     checkpoints: np.ndarray
     steps: np.ndarray  # the distinct steps the complete trials reported, sorted
     step_models: dict[int, _StepModel] = field(default_factory=dict)
-    median_at_step: dict[int, float] = field(default_factory=dict)
+    quantile_at_step: dict[tuple[int, float], float] = field(default_factory=dict)
 
 
 class SRPPruner(BasePruner):
@@ -74,7 +74,12 @@ class SRPPruner(BasePruner):
     learning curves cut at ``τ`` predicts the trial's final value with a mean and a standard
     deviation. The trial is pruned when the probability that its final value beats the best
     complete trial is below ``threshold`` (ten times smaller where less than a tenth of the
-    curve has been seen, scaled linearly). This is the early-stopping rule of Baker et al.,
+    curve has been seen, scaled linearly), and the value it has just reported is below the
+    complete trials' median at that step. A laggard, whose value is worse than that of all
+    but the worst ``laggard_fraction`` of the complete trials at its step, is pruned on weaker
+    evidence, a probability below ``laggard_threshold``: the rank says the trial is behind
+    nearly everything that finished, the model that it is unlikely to catch up, and the two
+    together are safer than either alone. This is the early-stopping rule of Baker et al.,
     *Accelerating Neural Architecture Search using Performance Prediction* (arXiv:1705.10823),
     with calibrated uncertainty: the standard deviation includes the model's out-of-bag error
     measured among the trials predicted to be closest, so the best configurations are not
@@ -165,6 +170,16 @@ class SRPPruner(BasePruner):
             trials' median at this step). The models cannot learn what they never saw complete
             (late learners), the median rule cannot see crossing curves; requiring both keeps
             what either keeps.
+        laggard_fraction:
+            A trial whose just-reported value is worse than this quantile of the complete
+            trials' values at its step is a laggard: it is pruned when the probability is
+            below ``laggard_threshold`` instead of ``threshold``. ``0`` turns the rule off.
+        laggard_threshold:
+            The probability below which a laggard is pruned. Over the first tenth of the
+            curve it is scaled by the square of the factor that scales ``threshold`` (a
+            hundred times smaller at the start): the first values are where the rank of a
+            late learner says least. Where it is smaller than ``threshold`` the rule has no
+            effect.
 
     Raises:
         ValueError: If an argument is out of range.
@@ -187,6 +202,8 @@ class SRPPruner(BasePruner):
         max_curve_points: int = 10,
         keep_top_fraction: float = 0.1,
         median_guard: bool = True,
+        laggard_fraction: float = 0.1,
+        laggard_threshold: float = 0.2,
     ) -> None:
         _check_int("n_startup_trials", n_startup_trials, 2)
         _check_int("n_warmup_steps", n_warmup_steps, 0)
@@ -197,6 +214,8 @@ class SRPPruner(BasePruner):
         _check_float("threshold", threshold, 0.0, 1.0)
         _check_float("refit_fraction", refit_fraction, 0.0, math.inf)
         _check_float("keep_top_fraction", keep_top_fraction, 0.0, 1.0)
+        _check_float("laggard_fraction", laggard_fraction, 0.0, 1.0)
+        _check_float("laggard_threshold", laggard_threshold, 0.0, 1.0)
         if not isinstance(median_guard, bool):
             raise TypeError(f"median_guard must be a bool, but got {median_guard=!r}.")
         if seed is not None:
@@ -223,6 +242,8 @@ class SRPPruner(BasePruner):
         self._max_curve_points = max_curve_points
         self._keep_top_fraction = keep_top_fraction
         self._median_guard = median_guard
+        self._laggard_fraction = laggard_fraction
+        self._laggard_threshold = laggard_threshold
         self._lock = threading.RLock()
         self._fits: dict[str, _Fit] = {}
         self._complete_records: dict[tuple[str, int], CurveRecord] = {}
@@ -265,10 +286,18 @@ class SRPPruner(BasePruner):
             return False
         mean, std, probability, decision_step, fit = prediction
         self._write_attrs(study, trial, mean, std, probability, decision_step)
-        if not probability < self._early_threshold(fit, decision_step):
-            return False
         sign = _sign(study)
-        if self._median_guard and not self._below_complete_median(fit, trial, step, sign):
+        scale = self._early_scale(fit, decision_step)
+        if probability < self._threshold * scale:
+            if self._median_guard and not self._below_complete_quantile(
+                fit, trial, step, sign, 0.5
+            ):
+                return False
+        elif not (
+            self._laggard_fraction > 0.0
+            and probability < self._laggard_threshold * scale**2
+            and self._below_complete_quantile(fit, trial, step, sign, self._laggard_fraction)
+        ):
             return False
         if self._keep_top_fraction > 0.0:
             trials = study.get_trials(deepcopy=False)
@@ -415,27 +444,32 @@ class SRPPruner(BasePruner):
         fit.step_models[checkpoint] = step_model
         return step_model
 
-    def _early_threshold(self, fit: _Fit, checkpoint: int) -> float:
-        """The threshold, scaled down while less than a tenth of the curve has been seen.
+    def _early_scale(self, fit: _Fit, checkpoint: int) -> float:
+        """The factor on the thresholds: from 1/10 to 1 over the first tenth of the curve.
 
         The first values say least about the final one and a model trained on few curves
         does not know how little; there it must be ten times as sure.
         """
         if fit.steps.size == 0:
-            return self._threshold
+            return 1.0
         seen = int(np.searchsorted(fit.steps, checkpoint, side="right")) / fit.steps.size
-        return self._threshold * min(1.0, seen / _FULL_THRESHOLD_FRACTION)
+        return min(1.0, seen / _FULL_THRESHOLD_FRACTION)
 
-    def _below_complete_median(
-        self, fit: _Fit, trial: FrozenTrial, step: int, sign: float
+    def _early_threshold(self, fit: _Fit, checkpoint: int) -> float:
+        """``threshold`` scaled by :meth:`_early_scale`."""
+        return self._threshold * self._early_scale(fit, checkpoint)
+
+    def _below_complete_quantile(
+        self, fit: _Fit, trial: FrozenTrial, step: int, sign: float, q: float
     ) -> bool:
-        """Whether MedianPruner's rule, applied to the trial's current value, would prune too:
-        the value reported at ``step`` is worse than the median of the complete trials' values
-        at ``step`` (their last report at or before it).
+        """Whether the value the trial reported at ``step`` is worse than the ``q`` quantile of
+        the complete trials' values at ``step`` (their last report at or before it).
 
-        Both rules must agree, so a configuration that either keeps is kept: the models cannot
-        learn what they never saw complete (e.g. TaskSet's late learners, whose curves sit at
-        chance as long as most runs' do), and the median rule cannot see crossing curves.
+        With ``q = 0.5`` this is MedianPruner's rule, the median guard: both rules must agree,
+        so a configuration that either keeps is kept. The models cannot learn what they never
+        saw complete (e.g. TaskSet's late learners, whose curves sit at chance as long as most
+        runs' do), and the median rule cannot see crossing curves. With ``q =
+        laggard_fraction`` it finds the laggards.
 
         The current value, not MedianPruner's best value so far: a run on a plateau with
         jitter (a TaskSet run at chance level) has a best so far above the plateau by the
@@ -444,15 +478,15 @@ class SRPPruner(BasePruner):
         is learning is above the plateau at every check.
         """
         with self._lock:
-            median = fit.median_at_step.get(step)
-            if median is None:
+            quantile = fit.quantile_at_step.get((step, q))
+            if quantile is None:
                 at_step = [_value_at(r, step) for r in fit.records]
                 finite = [v for v in at_step if math.isfinite(v)]
-                median = float(np.median(finite)) if finite else -math.inf
-                fit.median_at_step[step] = median
+                quantile = float(np.quantile(finite, q)) if finite else -math.inf
+                fit.quantile_at_step[(step, q)] = quantile
         value = trial.intermediate_values.get(step)
         current = sign * value if value is not None and math.isfinite(value) else -math.inf
-        return current < median
+        return current < quantile
 
     def _ranks_in_top(
         self, key: str, trials: Sequence[FrozenTrial], trial: FrozenTrial, step: int, sign: float

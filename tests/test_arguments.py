@@ -82,6 +82,13 @@ _BAD_PRUNER_ARGS: list[tuple[str, Any, type[Exception]]] = [
     ("keep_top_fraction", "x", TypeError),
     ("median_guard", 1, TypeError),
     ("median_guard", "yes", TypeError),
+    ("laggard_fraction", -0.1, ValueError),
+    ("laggard_fraction", 1.1, ValueError),
+    ("laggard_fraction", math.nan, ValueError),
+    ("laggard_fraction", "x", TypeError),
+    ("laggard_threshold", -0.1, ValueError),
+    ("laggard_threshold", 1.1, ValueError),
+    ("laggard_threshold", None, TypeError),
 ]
 
 _VALID_PRUNER_ARGS: list[Any] = [
@@ -110,6 +117,10 @@ _VALID_PRUNER_ARGS: list[Any] = [
     ("keep_top_fraction", 0.0),
     ("keep_top_fraction", 1.0),
     ("median_guard", False),
+    ("laggard_fraction", 0.0),
+    ("laggard_fraction", 1.0),
+    ("laggard_threshold", 0.0),
+    ("laggard_threshold", 1.0),
 ]
 
 

@@ -500,3 +500,54 @@ def test_keep_top_fraction_keeps_a_leader_among_partial_curves(
     trial = _ask(study, 0.0)
     _report(trial, curve(0.0, np.random.default_rng(1))[:3])
     assert trial.should_prune() is pruned
+
+
+def _probability_of(study: optuna.Study, pruner: SRPPruner) -> float:
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    prediction = pruner._predict(study, study.trials[-1], complete)
+    assert prediction is not None
+    return prediction[2]
+
+
+@pytest.mark.parametrize(
+    "quantile,laggard_fraction,n_steps,pruned",
+    [
+        (0.05, 0.1, 5, True),  # a laggard: the weaker evidence suffices
+        (0.05, 0.0, 5, False),  # the rule turned off
+        (0.3, 0.1, 5, False),  # below the median but not a laggard: needs ``threshold``
+        # At 1 of 20 steps (half the first tenth) the laggard threshold is a quarter as large:
+        # 0.75 x the probability.
+        (0.05, 0.1, 1, False),
+    ],
+)
+def test_a_laggard_is_pruned_on_weaker_evidence(
+    quantile: float, laggard_fraction: float, n_steps: int, pruned: bool
+) -> None:
+    # The probability is measured first, then the thresholds are put on either side of it:
+    # ``threshold`` below (the main rule keeps the trial), ``laggard_threshold`` above.
+    decisions = []
+    for measure in (True, False):
+        study = optuna.create_study(direction="maximize")
+        add_complete_trials(study, 30)
+        at_step = {
+            s: float(np.quantile([t.intermediate_values[s] for t in study.trials], quantile))
+            for s in range(1, n_steps + 1)
+        }
+        trial = _ask(study, 0.3)
+        _report(trial, [at_step[s] for s in range(1, n_steps + 1)])
+        if measure:
+            probability = _probability_of(study, SRPPruner(n_startup_trials=10, seed=0))
+            assert 0.0 < probability < 1 / 3
+            continue
+        pruner = SRPPruner(
+            n_startup_trials=10,
+            seed=0,
+            threshold=probability / 2,
+            laggard_fraction=laggard_fraction,
+            laggard_threshold=3 * probability,
+            keep_top_fraction=0.0,
+        )
+        study.pruner = pruner
+        assert _probability_of(study, pruner) == probability  # same seed, same models
+        decisions.append(trial.should_prune())
+    assert decisions == [pruned]
