@@ -89,13 +89,14 @@ def test_srp_prunes_real_training(example: ModuleType) -> None:
     assert all(t.state in FINISHED for t in trials)
     assert all(t.state == TrialState.COMPLETE for t in trials[:4])
     # With 4-7 complete curves the t tail has 3-6 degrees of freedom: the first slow repeat is
-    # pruned, later ones only if the models have become sure enough.
+    # pruned, later ones only if the models have become sure enough. The slow repeats are
+    # behind every complete trial, i.e. laggards: pruned below laggard_threshold (0.2).
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert len(pruned) >= 1, [(t.state, t.user_attrs) for t in trials]
     for t in pruned:
         assert t.params["optimizer"] == SLOW_SGD["optimizer"] and t.params["lr"] < 2e-4
         assert len(t.intermediate_values) < epochs
-        assert t.user_attrs["srp:probability"] < 0.02
+        assert t.user_attrs["srp:probability"] < 0.2
     assert study.best_trial.state == TrialState.COMPLETE
     assert study.best_value > 0.9
     assert trials[-1].state == TrialState.COMPLETE  # a good config is kept

@@ -482,7 +482,8 @@ class SRPPruner(BasePruner):
             if quantile is None:
                 at_step = [_value_at(r, step) for r in fit.records]
                 finite = [v for v in at_step if math.isfinite(v)]
-                quantile = float(np.quantile(finite, q)) if finite else -math.inf
+                with np.errstate(all="ignore"):  # values near the float limits are valid
+                    quantile = float(np.quantile(finite, q)) if finite else -math.inf
                 fit.quantile_at_step[(step, q)] = quantile
         value = trial.intermediate_values.get(step)
         current = sign * value if value is not None and math.isfinite(value) else -math.inf

@@ -183,9 +183,16 @@ def test_pruner_accepts_valid_edge_value(name: str, value: Any) -> None:
 
 
 def test_threshold_edges_decide_as_documented() -> None:
-    # threshold 0 never prunes; threshold 1 prunes a clearly bad trial.
-    assert not _decide(SRPPruner(n_startup_trials=2, threshold=0.0, seed=0))
-    assert _decide(SRPPruner(n_startup_trials=2, threshold=1.0, seed=0))
+    # Both thresholds 0 never prune; either at 1 prunes a clearly bad trial (a laggard: worse
+    # than every complete trial at every step).
+    never = SRPPruner(n_startup_trials=2, threshold=0.0, laggard_threshold=0.0, seed=0)
+    assert not _decide(never)
+    assert _decide(SRPPruner(n_startup_trials=2, threshold=1.0, laggard_threshold=0.0, seed=0))
+    assert _decide(SRPPruner(n_startup_trials=2, threshold=0.0, laggard_threshold=1.0, seed=0))
+    no_laggards = SRPPruner(
+        n_startup_trials=2, threshold=0.0, laggard_fraction=0.0, laggard_threshold=1.0, seed=0
+    )
+    assert not _decide(no_laggards)
 
 
 # ---------------------------------------------------------------------------------------------
