@@ -455,10 +455,6 @@ class SRPPruner(BasePruner):
         seen = int(np.searchsorted(fit.steps, checkpoint, side="right")) / fit.steps.size
         return min(1.0, seen / _FULL_THRESHOLD_FRACTION)
 
-    def _early_threshold(self, fit: _Fit, checkpoint: int) -> float:
-        """``threshold`` scaled by :meth:`_early_scale`."""
-        return self._threshold * self._early_scale(fit, checkpoint)
-
     def _below_complete_quantile(
         self, fit: _Fit, trial: FrozenTrial, step: int, sign: float, q: float
     ) -> bool:
