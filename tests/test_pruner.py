@@ -419,11 +419,14 @@ def test_multi_objective_is_a_clear_error() -> None:
 
 
 def test_median_guard_keeps_what_the_median_rule_keeps() -> None:
-    # A trial the models call hopeless is still kept while it is at least as good as the median
-    # of the complete trials at its step; without the guard it is pruned.
+    # A trial the models would prune is still kept while it is at least as good as the median
+    # of the complete trials at its step; without the guard it is pruned. (The threshold is
+    # raised so that the models' verdict does not depend on how sure they are.)
     decisions = {}
     for guard in (True, False):
-        pruner = SRPPruner(n_startup_trials=10, median_guard=guard, keep_top_fraction=0.0)
+        pruner = SRPPruner(
+            n_startup_trials=10, median_guard=guard, keep_top_fraction=0.0, threshold=0.5
+        )
         study = optuna.create_study(direction="maximize", pruner=pruner)
         add_complete_trials(study, 30)
         median_at_3 = float(np.median([t.intermediate_values[3] for t in study.trials]))
@@ -438,7 +441,9 @@ def test_median_guard_keeps_what_the_median_rule_keeps() -> None:
 def test_median_guard_reads_the_current_value_not_the_best_so_far() -> None:
     # A run on a plateau whose jitter once took it above the median: MedianPruner keeps it on
     # its best value so far, the guard looks at where it is now and lets the models prune it.
-    pruner = SRPPruner(n_startup_trials=10, median_guard=True, keep_top_fraction=0.0)
+    pruner = SRPPruner(
+        n_startup_trials=10, median_guard=True, keep_top_fraction=0.0, threshold=0.5
+    )
     study = optuna.create_study(direction="maximize", pruner=pruner)
     add_complete_trials(study, 30)
     median_at_3 = float(np.median([t.intermediate_values[3] for t in study.trials]))
