@@ -42,6 +42,12 @@ _MAX_REMEMBERED_TRIALS = 10_000
 # Each checkpoint costs one ensemble fit per refit; long curves get a coarser grid instead.
 _MAX_CHECKPOINTS = 16
 _FULL_THRESHOLD_FRACTION = 0.1
+# The rank check needs this many complete trials, and looks at their best tenth, at least 6
+# of them: were the rank at a step unrelated to the final value, 6 of the best would all be
+# above the median there by chance once in 64 studies.
+_RANK_CHECK_MIN_COMPLETE = 20
+_RANK_CHECK_TOP_FRACTION = 0.1
+_RANK_CHECK_MIN_TOP = 6
 
 
 @dataclass
@@ -65,6 +71,7 @@ class _Fit:
     steps: np.ndarray  # the distinct steps the complete trials reported, sorted
     step_models: dict[int, _StepModel] = field(default_factory=dict)
     quantile_at_step: dict[tuple[int, float], float] = field(default_factory=dict)
+    ranks_hold_at_step: dict[int, bool] = field(default_factory=dict)
 
 
 class SRPPruner(BasePruner):
@@ -79,7 +86,10 @@ class SRPPruner(BasePruner):
     but the worst ``laggard_fraction`` of the complete trials at its step, is pruned on weaker
     evidence, a probability below ``laggard_threshold``: the rank says the trial is behind
     nearly everything that finished, the model that it is unlikely to catch up, and the two
-    together are safer than either alone. This is the early-stopping rule of Baker et al.,
+    together are safer than either alone. Where the complete trials' ranks have held at a
+    step (none of the best of them was below their median there), a trial below that median
+    is a laggard too: the study itself has shown that such a trial does not end at the top.
+    This is the early-stopping rule of Baker et al.,
     *Accelerating Neural Architecture Search using Performance Prediction* (arXiv:1705.10823),
     with calibrated uncertainty: the standard deviation includes the model's out-of-bag error
     measured among the trials predicted to be closest, so the best configurations are not
@@ -173,13 +183,22 @@ class SRPPruner(BasePruner):
         laggard_fraction:
             A trial whose just-reported value is worse than this quantile of the complete
             trials' values at its step is a laggard: it is pruned when the probability is
-            below ``laggard_threshold`` instead of ``threshold``. ``0`` turns the rule off.
+            below ``laggard_threshold`` instead of ``threshold``. ``0`` turns this test off
+            (``stable_rank_laggards`` still applies).
         laggard_threshold:
             The probability below which a laggard is pruned. Over the first tenth of the
             curve it is scaled by the square of the factor that scales ``threshold`` (a
             hundred times smaller at the start): the first values are where the rank of a
             late learner says least. Where it is smaller than ``threshold`` the rule has no
             effect.
+        stable_rank_laggards:
+            Also treat as a laggard a trial whose just-reported value is below the complete
+            trials' median at a step where their ranks have held: at least 20 trials are
+            complete, and none of the best tenth of them (at least 6) was below their
+            median at that step. On curves that do not cross (MetaQNN, LCBench, most of
+            TaskSet) the study then learns to stop the bottom half early; where curves cross
+            (a learning-rate drop still to come, a late learner) some of the best complete
+            trials were below the median, and only ``laggard_fraction`` applies.
 
     Raises:
         ValueError: If an argument is out of range.
@@ -204,6 +223,7 @@ class SRPPruner(BasePruner):
         median_guard: bool = True,
         laggard_fraction: float = 0.1,
         laggard_threshold: float = 0.2,
+        stable_rank_laggards: bool = True,
     ) -> None:
         _check_int("n_startup_trials", n_startup_trials, 2)
         _check_int("n_warmup_steps", n_warmup_steps, 0)
@@ -218,6 +238,10 @@ class SRPPruner(BasePruner):
         _check_float("laggard_threshold", laggard_threshold, 0.0, 1.0)
         if not isinstance(median_guard, bool):
             raise TypeError(f"median_guard must be a bool, but got {median_guard=!r}.")
+        if not isinstance(stable_rank_laggards, bool):
+            raise TypeError(
+                f"stable_rank_laggards must be a bool, but got {stable_rank_laggards=!r}."
+            )
         if seed is not None:
             _check_int("seed", seed, 0)
         if wrapped_pruner is not None and not isinstance(wrapped_pruner, BasePruner):
@@ -244,6 +268,7 @@ class SRPPruner(BasePruner):
         self._median_guard = median_guard
         self._laggard_fraction = laggard_fraction
         self._laggard_threshold = laggard_threshold
+        self._stable_rank_laggards = stable_rank_laggards
         self._lock = threading.RLock()
         self._fits: dict[str, _Fit] = {}
         self._complete_records: dict[tuple[str, int], CurveRecord] = {}
@@ -294,9 +319,8 @@ class SRPPruner(BasePruner):
             ):
                 return False
         elif not (
-            self._laggard_fraction > 0.0
-            and probability < self._laggard_threshold * scale**2
-            and self._below_complete_quantile(fit, trial, step, sign, self._laggard_fraction)
+            probability < self._laggard_threshold * scale**2
+            and self._is_laggard(fit, trial, step, sign)
         ):
             return False
         if self._keep_top_fraction > 0.0:
@@ -454,6 +478,38 @@ class SRPPruner(BasePruner):
             return 1.0
         seen = int(np.searchsorted(fit.steps, checkpoint, side="right")) / fit.steps.size
         return min(1.0, seen / _FULL_THRESHOLD_FRACTION)
+
+    def _is_laggard(self, fit: _Fit, trial: FrozenTrial, step: int, sign: float) -> bool:
+        if self._laggard_fraction > 0.0 and self._below_complete_quantile(
+            fit, trial, step, sign, self._laggard_fraction
+        ):
+            return True
+        return (
+            self._stable_rank_laggards
+            and self._ranks_hold(fit, step)
+            and self._below_complete_quantile(fit, trial, step, sign, 0.5)
+        )
+
+    def _ranks_hold(self, fit: _Fit, step: int) -> bool:
+        """Whether none of the best complete trials was below the complete trials' median at
+        ``step`` (with at least ``_RANK_CHECK_MIN_COMPLETE`` of them).
+
+        The evidence is the study's own: on curves that cross, some of the best complete
+        trials were behind at this step, and a trial behind now may still end at the top.
+        """
+        with self._lock:
+            holds = fit.ranks_hold_at_step.get(step)
+            if holds is None:
+                n = len(fit.records)
+                holds = False
+                if n >= _RANK_CHECK_MIN_COMPLETE:
+                    at_step = np.array([_value_at(r, step) for r in fit.records])
+                    at_step[~np.isfinite(at_step)] = -np.inf
+                    n_top = max(_RANK_CHECK_MIN_TOP, math.ceil(_RANK_CHECK_TOP_FRACTION * n))
+                    top = np.argsort(-fit.target, kind="stable")[:n_top]
+                    holds = not bool((at_step[top] < np.median(at_step)).any())
+                fit.ranks_hold_at_step[step] = holds
+        return holds
 
     def _below_complete_quantile(
         self, fit: _Fit, trial: FrozenTrial, step: int, sign: float, q: float

@@ -514,6 +514,63 @@ def _probability_of(study: optuna.Study, pruner: SRPPruner) -> float:
     return prediction[2]
 
 
+def _add_curves(study: optuna.Study, n: int, crossing: bool) -> None:
+    # Finals spread over [0.5, 0.9]; every curve rises in proportion to its final, so ranks
+    # never change. With ``crossing``, the best quarter are late learners: near chance for
+    # their first 10 steps, below every other run, then at their own curve.
+    rng = np.random.default_rng(0)
+    finals = np.sort(rng.uniform(0.5, 0.9, n))
+    n_top = math.ceil(n / 4)
+    for rank, final in enumerate(finals[::-1]):
+        values = final * np.sqrt(np.arange(1, N_STEPS + 1) / N_STEPS)
+        values += rng.normal(0, 0.002, N_STEPS)
+        if crossing and rank < n_top:
+            values[:10] = 0.2
+        values[-1] = final
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": float((final - 0.5) / 0.4)},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=float(final),
+                intermediate_values=dict(enumerate(values.tolist(), start=1)),
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    "n_complete,crossing,stable_rank_laggards,pruned",
+    [
+        (30, False, True, True),  # ranks have held: below the median is a laggard
+        (30, False, False, False),  # the rule turned off: needs ``threshold``
+        (30, True, True, False),  # the best complete runs were behind at this step
+        (19, False, True, False),  # too few complete trials to tell
+    ],
+)
+def test_below_the_median_is_a_laggard_where_ranks_have_held(
+    n_complete: int, crossing: bool, stable_rank_laggards: bool, pruned: bool
+) -> None:
+    study = optuna.create_study(direction="maximize")
+    _add_curves(study, n_complete, crossing)
+    at_step = {
+        s: float(np.quantile([t.intermediate_values[s] for t in study.trials], 0.35))
+        for s in range(1, 6)
+    }
+    trial = _ask(study, 0.4)
+    _report(trial, [at_step[s] for s in range(1, 6)])
+    probability = _probability_of(study, SRPPruner(n_startup_trials=10, seed=0))
+    assert 0.0 < probability < 1 / 3
+    pruner = SRPPruner(
+        n_startup_trials=10,
+        seed=0,
+        threshold=probability / 2,
+        laggard_threshold=3 * probability,
+        stable_rank_laggards=stable_rank_laggards,
+        keep_top_fraction=0.0,
+    )
+    study.pruner = pruner
+    assert trial.should_prune() is pruned
+
+
 @pytest.mark.parametrize(
     "quantile,laggard_fraction,n_steps,pruned",
     [
