@@ -86,10 +86,9 @@ class SRPPruner(BasePruner):
     but the worst ``laggard_fraction`` of the complete trials at its step, is pruned on weaker
     evidence, a probability below ``laggard_threshold``: the rank says the trial is behind
     nearly everything that finished, the model that it is unlikely to catch up, and the two
-    together are safer than either alone. Where the complete trials' ranks have held at a
-    step (none of the best of them was below their median there), a trial below that median
-    is a laggard too: the study itself has shown that such a trial does not end at the top.
-    This is the early-stopping rule of Baker et al.,
+    together are safer than either alone. With ``stable_rank_laggards``, a trial below the
+    complete trials' median is a laggard too at steps where their ranks have held (none of the
+    best of them was below the median there). This is the early-stopping rule of Baker et al.,
     *Accelerating Neural Architecture Search using Performance Prediction* (arXiv:1705.10823),
     with calibrated uncertainty: the standard deviation includes the model's out-of-bag error
     measured among the trials predicted to be closest, so the best configurations are not
@@ -195,10 +194,12 @@ class SRPPruner(BasePruner):
             Also treat as a laggard a trial whose just-reported value is below the complete
             trials' median at a step where their ranks have held: at least 20 trials are
             complete, and none of the best tenth of them (at least 6) was below their
-            median at that step. On curves that do not cross (MetaQNN, LCBench, most of
-            TaskSet) the study then learns to stop the bottom half early; where curves cross
-            (a learning-rate drop still to come, a late learner) some of the best complete
-            trials were below the median, and only ``laggard_fraction`` applies.
+            median at that step. On curves that do not cross the study then stops the bottom
+            half early; where curves cross (a learning-rate drop still to come, a late
+            learner) some of the best complete trials were below the median, and only
+            ``laggard_fraction`` applies. Off by default: on the recorded curves it saves
+            2-43% more epochs but loses the best configuration in 6 more of 440 studies
+            (the complete trials it learns from are survivors of the pruning).
 
     Raises:
         ValueError: If an argument is out of range.
@@ -223,7 +224,7 @@ class SRPPruner(BasePruner):
         median_guard: bool = True,
         laggard_fraction: float = 0.1,
         laggard_threshold: float = 0.2,
-        stable_rank_laggards: bool = True,
+        stable_rank_laggards: bool = False,
     ) -> None:
         _check_int("n_startup_trials", n_startup_trials, 2)
         _check_int("n_warmup_steps", n_warmup_steps, 0)

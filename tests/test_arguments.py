@@ -119,7 +119,7 @@ _VALID_PRUNER_ARGS: list[Any] = [
     ("keep_top_fraction", 0.0),
     ("keep_top_fraction", 1.0),
     ("median_guard", False),
-    ("stable_rank_laggards", False),
+    ("stable_rank_laggards", True),
     ("laggard_fraction", 0.0),
     ("laggard_fraction", 1.0),
     ("laggard_threshold", 0.0),
