@@ -70,6 +70,7 @@ class _Fit:
     checkpoints: np.ndarray
     steps: np.ndarray  # the distinct steps the complete trials reported, sorted
     step_models: dict[int, _StepModel] = field(default_factory=dict)
+    values_at_step: dict[int, np.ndarray] = field(default_factory=dict)
     quantile_at_step: dict[tuple[int, float], float] = field(default_factory=dict)
     ranks_hold_at_step: dict[int, bool] = field(default_factory=dict)
 
@@ -504,8 +505,7 @@ class SRPPruner(BasePruner):
                 n = len(fit.records)
                 holds = False
                 if n >= _RANK_CHECK_MIN_COMPLETE:
-                    at_step = np.array([_value_at(r, step) for r in fit.records])
-                    at_step[~np.isfinite(at_step)] = -np.inf
+                    at_step = _complete_values_at(fit, step)
                     n_top = max(_RANK_CHECK_MIN_TOP, math.ceil(_RANK_CHECK_TOP_FRACTION * n))
                     top = np.argsort(-fit.target, kind="stable")[:n_top]
                     holds = not bool((at_step[top] < np.median(at_step)).any())
@@ -533,10 +533,10 @@ class SRPPruner(BasePruner):
         with self._lock:
             quantile = fit.quantile_at_step.get((step, q))
             if quantile is None:
-                at_step = [_value_at(r, step) for r in fit.records]
-                finite = [v for v in at_step if math.isfinite(v)]
+                at_step = _complete_values_at(fit, step)
+                finite = at_step[np.isfinite(at_step)]
                 with np.errstate(all="ignore"):  # values near the float limits are valid
-                    quantile = float(np.quantile(finite, q)) if finite else -math.inf
+                    quantile = float(np.quantile(finite, q)) if finite.size else -math.inf
                 fit.quantile_at_step[(step, q)] = quantile
         value = trial.intermediate_values.get(step)
         current = sign * value if value is not None and math.isfinite(value) else -math.inf
@@ -628,6 +628,17 @@ def _cumulative_best(trial: FrozenTrial, sign: float) -> tuple[list[int], list[f
         steps.append(step)
         best.append(running)
     return steps, best
+
+
+def _complete_values_at(fit: _Fit, step: int) -> np.ndarray:
+    """The complete trials' values at ``step`` (their last report at or before it), non-finite
+    or missing ones as ``-inf``, in the order of ``fit.records``. Call under the lock."""
+    values = fit.values_at_step.get(step)
+    if values is None:
+        values = np.array([_value_at(r, step) for r in fit.records], dtype=np.float64)
+        values[~np.isfinite(values)] = -np.inf
+        fit.values_at_step[step] = values
+    return values
 
 
 def _value_at(record: CurveRecord, step: int) -> float:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+from typing import Any
 from typing import Literal
 
 import numpy as np
@@ -514,6 +515,33 @@ def _probability_of(study: optuna.Study, pruner: SRPPruner) -> float:
     return prediction[2]
 
 
+def _decide_between_thresholds(
+    study: optuna.Study, x: float, quantile: float, n_steps: int, **kwargs: Any
+) -> bool:
+    # A trial reporting the complete trials' ``quantile`` at each step. Its probability is
+    # measured first, then the thresholds are put on either side of it: ``threshold`` below
+    # (the main rule keeps the trial), ``laggard_threshold`` above.
+    at_step = {
+        s: float(np.quantile([t.intermediate_values[s] for t in study.trials], quantile))
+        for s in range(1, n_steps + 1)
+    }
+    trial = _ask(study, x)
+    _report(trial, [at_step[s] for s in range(1, n_steps + 1)])
+    probability = _probability_of(study, SRPPruner(n_startup_trials=10, seed=0))
+    assert 0.0 < probability < 1 / 3
+    pruner = SRPPruner(
+        n_startup_trials=10,
+        seed=0,
+        threshold=probability / 2,
+        laggard_threshold=3 * probability,
+        keep_top_fraction=0.0,
+        **kwargs,
+    )
+    study.pruner = pruner
+    assert _probability_of(study, pruner) == probability  # same seed, same models
+    return trial.should_prune()
+
+
 def _add_curves(study: optuna.Study, n: int, crossing: bool) -> None:
     # Finals spread over [0.5, 0.9]; every curve rises in proportion to its final, so ranks
     # never change. With ``crossing``, the best quarter are late learners: near chance for
@@ -551,24 +579,10 @@ def test_below_the_median_is_a_laggard_where_ranks_have_held(
 ) -> None:
     study = optuna.create_study(direction="maximize")
     _add_curves(study, n_complete, crossing)
-    at_step = {
-        s: float(np.quantile([t.intermediate_values[s] for t in study.trials], 0.35))
-        for s in range(1, 6)
-    }
-    trial = _ask(study, 0.4)
-    _report(trial, [at_step[s] for s in range(1, 6)])
-    probability = _probability_of(study, SRPPruner(n_startup_trials=10, seed=0))
-    assert 0.0 < probability < 1 / 3
-    pruner = SRPPruner(
-        n_startup_trials=10,
-        seed=0,
-        threshold=probability / 2,
-        laggard_threshold=3 * probability,
-        stable_rank_laggards=stable_rank_laggards,
-        keep_top_fraction=0.0,
+    decision = _decide_between_thresholds(
+        study, 0.4, 0.35, 5, stable_rank_laggards=stable_rank_laggards
     )
-    study.pruner = pruner
-    assert trial.should_prune() is pruned
+    assert decision is pruned
 
 
 @pytest.mark.parametrize(
@@ -585,26 +599,9 @@ def test_below_the_median_is_a_laggard_where_ranks_have_held(
 def test_a_laggard_is_pruned_on_weaker_evidence(
     quantile: float, laggard_fraction: float, n_steps: int, pruned: bool
 ) -> None:
-    # The probability is measured first, then the thresholds are put on either side of it:
-    # ``threshold`` below (the main rule keeps the trial), ``laggard_threshold`` above.
     study = optuna.create_study(direction="maximize")
     add_complete_trials(study, 30)
-    at_step = {
-        s: float(np.quantile([t.intermediate_values[s] for t in study.trials], quantile))
-        for s in range(1, n_steps + 1)
-    }
-    trial = _ask(study, 0.3)
-    _report(trial, [at_step[s] for s in range(1, n_steps + 1)])
-    probability = _probability_of(study, SRPPruner(n_startup_trials=10, seed=0))
-    assert 0.0 < probability < 1 / 3
-    pruner = SRPPruner(
-        n_startup_trials=10,
-        seed=0,
-        threshold=probability / 2,
-        laggard_fraction=laggard_fraction,
-        laggard_threshold=3 * probability,
-        keep_top_fraction=0.0,
+    decision = _decide_between_thresholds(
+        study, 0.3, quantile, n_steps, laggard_fraction=laggard_fraction
     )
-    study.pruner = pruner
-    assert _probability_of(study, pruner) == probability  # same seed, same models
-    assert trial.should_prune() is pruned
+    assert decision is pruned
