@@ -27,6 +27,11 @@ _DEFAULT_C_GRID = (0.3, 3.0, 30.0)
 _DEFAULT_GAMMA_FACTORS = (0.1, 1.0)
 # Fewer residuals than this give a variance too noisy to prune on.
 _MIN_NEIGHBORS = 10
+# Members may predict this far (a fraction of the training targets' range) beyond that range.
+# A near-flat kernel (large C, small gamma) extrapolates linearly, and has been seen predicting
+# -145% accuracy for a run whose features were each within 2 standard deviations of the
+# training runs'.
+_EXTRAPOLATION_MARGIN = 0.1
 
 
 class SRMEnsemble(RegressorMixin, BaseEstimator):
@@ -66,6 +71,10 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the bootstrap resamples and the cross-validation folds.
 
+    Each member's prediction is clipped to the training targets' range widened by a tenth of it
+    on each side: far outside the training features, an RBF ν-SVR with a wide kernel
+    extrapolates linearly and without bound.
+
     Attributes
     ----------
     estimators_ : list of NuSVR
@@ -75,6 +84,9 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         Out-of-bag predictions (in the target's units) of the samples that were out of bag.
     oob_residual_ : ndarray of shape (n_oob,)
         ``y - oob_prediction_`` for the same samples.
+    target_range_ : tuple of float
+        The lowest and highest training target; member predictions are clipped to this range
+        widened by a tenth of it on each side.
     robust_residual_scale_ : float
         1.4826 x the median absolute deviation of ``oob_residual_`` (0 without
         ``robust_floor``).
@@ -158,6 +170,7 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         self.y_scale_ = y_std if y_std > 1e-12 else 1.0
         Xs = (X - self.x_mean_) / self.x_scale_
         ys = (y - self.y_mean_) / self.y_scale_
+        self.target_range_ = (float(y.min()), float(y.max()))
 
         self.best_params_ = self._choose_params(Xs, ys, rng)
         self.estimators_: list[NuSVR] = []
@@ -173,12 +186,12 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
             oob = np.ones(n_samples, dtype=bool)
             oob[idx] = False
             if oob.any():
-                oob_sum[oob] += svr.predict(Xs[oob])
+                oob_sum[oob] += self._clip_standardised(svr.predict(Xs[oob]))
                 oob_count[oob] += 1
         has_oob = oob_count > 0
         if has_oob.sum() < 2:  # tiny ensembles: fall back to in-sample residuals
             has_oob = np.ones(n_samples, dtype=bool)
-            oob_sum = np.mean([e.predict(Xs) for e in self.estimators_], axis=0)
+            oob_sum = self._member_predictions(Xs).mean(axis=0)
             oob_count = np.ones(n_samples)
         oob_pred = oob_sum[has_oob] / oob_count[has_oob] * self.y_scale_ + self.y_mean_
         order = np.argsort(oob_pred)
@@ -240,7 +253,17 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         sq_dist = np.sum(Xs**2, axis=1)[:, None] - 2.0 * Xs @ sv.T + sv_sq[None, :]
         weighted = np.exp(-gamma * np.maximum(sq_dist, 0.0)) * coef[None, :]
         sums = np.add.reduceat(weighted, offsets, axis=1) if weighted.shape[1] else weighted
-        return sums.T + self._intercepts[:, None]
+        return self._clip_standardised(sums.T + self._intercepts[:, None])
+
+    def _clip_standardised(self, prediction: np.ndarray) -> np.ndarray:
+        """Clip standardised predictions to the widened range of the training targets."""
+        low, high = self.target_range_
+        margin = _EXTRAPOLATION_MARGIN * (high - low)
+        return np.clip(
+            prediction,
+            (low - margin - self.y_mean_) / self.y_scale_,
+            (high + margin - self.y_mean_) / self.y_scale_,
+        )
 
     @property
     def _support(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:

@@ -33,6 +33,28 @@ def test_direct_kernel_expansion_matches_nusvr_predict() -> None:
     )
 
 
+def test_predictions_stay_near_the_training_targets_where_a_wide_kernel_extrapolates() -> None:
+    # Each feature within 2 standard deviations of the training runs', but all of them at
+    # once: with 40 features and a near-flat kernel the ν-SVR is close to linear there.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 40))
+    y = X.sum(axis=1) + rng.normal(0, 0.1, 60)
+    model = SRMEnsemble(n_estimators=3, C=30.0, gamma=0.1, random_state=0).fit(X, y)
+    low, high = model.target_range_
+    assert (low, high) == (y.min(), y.max())
+    corners = np.array([np.full(40, 2.0), np.full(40, -2.0)])
+    Xs = (corners - model.x_mean_) / model.x_scale_
+    unclipped = model.estimators_[0].predict(Xs) * model.y_scale_ + model.y_mean_
+    half = (high - low) / 2
+    assert unclipped[0] > high + half and unclipped[1] < low - half
+
+    mean = model.predict(corners)
+    margin = 0.1 * (high - low)
+    bias_room = np.max(np.abs(model.oob_residual_))
+    assert high - bias_room < mean[0] <= high + margin + bias_room
+    assert low + bias_room > mean[1] >= low - margin - bias_room
+
+
 def test_same_random_state_same_model() -> None:
     X, y = _data()
     a = SRMEnsemble(random_state=3).fit(X, y).predict(X[:5], return_std=True)
