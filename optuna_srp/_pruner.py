@@ -506,9 +506,12 @@ class SRPPruner(BasePruner):
                 holds = False
                 if n >= _RANK_CHECK_MIN_COMPLETE:
                     at_step = _complete_values_at(fit, step)
+                    # The median the laggard rule compares with: of the finite values, so
+                    # that complete trials without a value here cannot pull it below the best.
+                    median = _complete_quantile(fit, step, 0.5)
                     n_top = max(_RANK_CHECK_MIN_TOP, math.ceil(_RANK_CHECK_TOP_FRACTION * n))
                     top = np.argsort(-fit.target, kind="stable")[:n_top]
-                    holds = not bool((at_step[top] < np.median(at_step)).any())
+                    holds = math.isfinite(median) and not bool((at_step[top] < median).any())
                 fit.ranks_hold_at_step[step] = holds
         return holds
 
@@ -531,13 +534,7 @@ class SRPPruner(BasePruner):
         is learning is above the plateau at every check.
         """
         with self._lock:
-            quantile = fit.quantile_at_step.get((step, q))
-            if quantile is None:
-                at_step = _complete_values_at(fit, step)
-                finite = at_step[np.isfinite(at_step)]
-                with np.errstate(all="ignore"):  # values near the float limits are valid
-                    quantile = float(np.quantile(finite, q)) if finite.size else -math.inf
-                fit.quantile_at_step[(step, q)] = quantile
+            quantile = _complete_quantile(fit, step, q)
         value = trial.intermediate_values.get(step)
         current = sign * value if value is not None and math.isfinite(value) else -math.inf
         return current < quantile
@@ -639,6 +636,19 @@ def _complete_values_at(fit: _Fit, step: int) -> np.ndarray:
         values[~np.isfinite(values)] = -np.inf
         fit.values_at_step[step] = values
     return values
+
+
+def _complete_quantile(fit: _Fit, step: int, q: float) -> float:
+    """The ``q`` quantile of the complete trials' finite values at ``step`` (``-inf`` if none
+    is finite). Call under the lock."""
+    quantile = fit.quantile_at_step.get((step, q))
+    if quantile is None:
+        at_step = _complete_values_at(fit, step)
+        finite = at_step[np.isfinite(at_step)]
+        with np.errstate(all="ignore"):  # values near the float limits are valid
+            quantile = float(np.quantile(finite, q)) if finite.size else -math.inf
+        fit.quantile_at_step[(step, q)] = quantile
+    return quantile
 
 
 def _value_at(record: CurveRecord, step: int) -> float:

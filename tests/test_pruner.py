@@ -542,10 +542,11 @@ def _decide_between_thresholds(
     return trial.should_prune()
 
 
-def _add_curves(study: optuna.Study, n: int, crossing: bool) -> None:
+def _add_curves(study: optuna.Study, n: int, crossing: bool, n_reporting_late: int = 0) -> None:
     # Finals spread over [0.5, 0.9]; every curve rises in proportion to its final, so ranks
     # never change. With ``crossing``, the best quarter are late learners: near chance for
-    # their first 10 steps, below every other run, then at their own curve.
+    # their first 10 steps, below every other run, then at their own curve. The worst
+    # ``n_reporting_late`` report nothing before step 11.
     rng = np.random.default_rng(0)
     finals = np.sort(rng.uniform(0.5, 0.9, n))
     n_top = math.ceil(n / 4)
@@ -555,12 +556,15 @@ def _add_curves(study: optuna.Study, n: int, crossing: bool) -> None:
         if crossing and rank < n_top:
             values[:10] = 0.2
         values[-1] = final
+        reports = dict(enumerate(values.tolist(), start=1))
+        if rank >= n - n_reporting_late:
+            reports = {step: v for step, v in reports.items() if step > 10}
         study.add_trial(
             optuna.trial.create_trial(
                 params={"x": float((final - 0.5) / 0.4)},
                 distributions={"x": FloatDistribution(0, 1)},
                 value=float(final),
-                intermediate_values=dict(enumerate(values.tolist(), start=1)),
+                intermediate_values=reports,
             )
         )
 
@@ -583,6 +587,21 @@ def test_below_the_median_is_a_laggard_where_ranks_have_held(
         study, 0.4, 0.35, 5, stable_rank_laggards=stable_rank_laggards
     )
     assert decision is pruned
+
+
+@pytest.mark.parametrize("crossing,holds", [(False, True), (True, False)])
+def test_ranks_hold_reads_only_complete_trials_with_a_value_at_the_step(
+    crossing: bool, holds: bool
+) -> None:
+    # Nearly half the complete trials report nothing before step 11. At step 5 the median is
+    # that of the 16 that have a value, as the laggard rule's is: a median of all 30, missing
+    # ones counted as the worst, would sit on the late learners and say ranks had held.
+    pruner = SRPPruner(n_startup_trials=10, seed=0, stable_rank_laggards=True)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    _add_curves(study, 30, crossing, n_reporting_late=14)
+    pruner.predict(study, study.trials[0])  # fits
+    fit = pruner._fits[study.study_name]
+    assert pruner._ranks_hold(fit, 5) is holds
 
 
 @pytest.mark.parametrize(
