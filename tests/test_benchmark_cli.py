@@ -89,8 +89,9 @@ def test_predict_end_to_end(tmp_path: Path) -> None:
     assert all(r["n_test"] == 25 and r["step"] == 4 for r in srm)
     # Final values are a smooth function of the curve so far: easy to predict.
     assert all(r["r2"] > 0.8 and r["spearman"] > 0.8 for r in srm)
-    assert all(0.0 <= r["cover80"] <= r["cover90"] <= 1.0 for r in srm)
+    assert all(0.0 <= r["cover80"] <= r["cover90"] <= r["cover90_t"] <= 1.0 for r in srm)
     assert all(np.isnan(r["cover80"]) for r in rows if r["method"] != "srm")
+    assert all(np.isnan(r["cover90_t"]) for r in rows if r["method"] != "srm")
     assert "| synthetic | 15 | 50% |" in (out / "summary.md").read_text()
 
 

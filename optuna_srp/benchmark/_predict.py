@@ -6,7 +6,7 @@ final value is a test curve. For each fraction of the curve seen (the first ``ro
 steps, at least one), the methods predict the test curves' final values:
 
 - ``srm``: :class:`optuna_srp.CurveFeaturizer` features and an :class:`optuna_srp.SRMEnsemble`
-  (10 ν-SVRs), as SRPPruner builds them for one decision step;
+  (5 ν-SVRs, SRPPruner's default), as SRPPruner builds them for one decision step;
 - ``last``: the last value seen;
 - ``ols``: ordinary least squares on the same (standardised) features;
 - ``rf``: a random forest (100 trees) on the same features.
@@ -17,7 +17,9 @@ training finals, which keeps diverged runs (TaskSet losses up to 1e17) from domi
 
 Reported per (corpus, n_train, fraction, method), as the mean over seeds: R², Spearman's ρ,
 Kendall's τ, the coverage of the central 80% and 90% Gaussian intervals of the SRM's mean and
-standard deviation, and fit seconds (featurizer and model).
+standard deviation, that of the central 90% Student t interval with the ensemble's
+``residual_dof_`` (the distribution SRPPruner takes its probability from), and fit seconds
+(featurizer and model).
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ def evaluate_split(
     Returns:
         One row per (fraction, method): ``kind="predict"``, ``corpus``, ``seed``, ``n_train``,
         ``n_test``, ``fraction``, ``step``, ``method``, ``r2``, ``spearman``, ``kendall``,
-        ``cover80``, ``cover90`` (NaN except for ``srm``) and ``fit_s``.
+        ``cover80``, ``cover90``, ``cover90_t`` (NaN except for ``srm``) and ``fit_s``.
 
     Raises:
         ValueError: If the corpus has fewer than ``n_train + 2`` finite final values.
@@ -194,7 +196,9 @@ def evaluate_split(
         X_test = featurizer.transform(test)
         feat_s = time.perf_counter() - t0
         for method in methods:
-            mean, std, fit_s = _fit_predict(method, X_train, y_train, X_test, test, floor, seed)
+            mean, std, dof, fit_s = _fit_predict(
+                method, X_train, y_train, X_test, test, floor, seed
+            )
             rows.append(
                 {
                     "kind": "predict",
@@ -205,15 +209,18 @@ def evaluate_split(
                     "fraction": fraction,
                     "step": step,
                     "method": method,
-                    **score(y_test, mean, std),
+                    **score(y_test, mean, std, dof),
                     "fit_s": fit_s + (feat_s if method != "last" else 0.0),
                 }
             )
     return rows
 
 
-def score(y: np.ndarray, mean: np.ndarray, std: np.ndarray | None) -> dict[str, float]:
-    """R², Spearman's ρ, Kendall's τ and (with ``std``) 80%/90% interval coverage."""
+def score(
+    y: np.ndarray, mean: np.ndarray, std: np.ndarray | None, dof: float | None = None
+) -> dict[str, float]:
+    """R², Spearman's ρ, Kendall's τ and (with ``std``) 80%/90% Gaussian interval coverage,
+    and (with ``dof`` too) that of the 90% Student t interval."""
     out = {"r2": math.nan, "spearman": math.nan, "kendall": math.nan}
     ok = np.isfinite(mean)
     if ok.sum() >= 2:
@@ -222,11 +229,13 @@ def score(y: np.ndarray, mean: np.ndarray, std: np.ndarray | None) -> dict[str, 
             warnings.simplefilter("ignore")  # constant input: the correlation is NaN
             out["spearman"] = float(stats.spearmanr(y[ok], mean[ok]).statistic)
             out["kendall"] = float(stats.kendalltau(y[ok], mean[ok]).statistic)
-    out["cover80"] = out["cover90"] = math.nan
+    out["cover80"] = out["cover90"] = out["cover90_t"] = math.nan
     if std is not None:
         err = np.abs(y - mean)
         out["cover80"] = float(np.mean(err <= _Z80 * std))
         out["cover90"] = float(np.mean(err <= _Z90 * std))
+        if dof is not None:
+            out["cover90_t"] = float(np.mean(err <= stats.t.ppf(0.95, dof) * std))
     return out
 
 
@@ -238,22 +247,24 @@ def _fit_predict(
     test: Sequence[CurveRecord],
     floor: float,
     seed: int,
-) -> tuple[np.ndarray, np.ndarray | None, float]:
+) -> tuple[np.ndarray, np.ndarray | None, float | None, float]:
+    """The method's predictions: mean, std and Student t degrees of freedom (SRM only), and
+    fit seconds."""
     t0 = time.perf_counter()
     if method == "last":
         last = np.array([r.values[-1] if r.values.size else math.nan for r in test])
-        return np.where(np.isfinite(last), np.maximum(last, floor), floor), None, 0.0
+        return np.where(np.isfinite(last), np.maximum(last, floor), floor), None, None, 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if method == "srm":
             model = SRMEnsemble(5, random_state=seed).fit(X_train, y_train)
             fit_s = time.perf_counter() - t0
             mean, std = model.predict(X_test, return_std=True)
-            return np.asarray(mean), np.asarray(std), fit_s
+            return np.asarray(mean), np.asarray(std), float(model.residual_dof_), fit_s
         if method == "ols":
             ols = make_pipeline(StandardScaler(), LinearRegression()).fit(X_train, y_train)
-            return ols.predict(X_test), None, time.perf_counter() - t0
+            return ols.predict(X_test), None, None, time.perf_counter() - t0
         if method == "rf":
             rf = RandomForestRegressor(100, random_state=seed, n_jobs=1).fit(X_train, y_train)
-            return rf.predict(X_test), None, time.perf_counter() - t0
+            return rf.predict(X_test), None, None, time.perf_counter() - t0
     raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")

@@ -319,7 +319,7 @@ def aggregate_predict(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "method": method,
             "seeds": len(rs),
         }
-        for key in ("r2", "spearman", "kendall", "cover80", "cover90", "fit_s"):
+        for key in ("r2", "spearman", "kendall", "cover80", "cover90", "cover90_t", "fit_s"):
             vals = [r[key] for r in rs if _finite(r.get(key))]
             agg[key] = float(np.mean(vals)) if vals else math.nan
         out.append(agg)
@@ -328,13 +328,14 @@ def aggregate_predict(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def predict_table(summary: Sequence[dict[str, Any]]) -> str:
     """The predict summary as a markdown table: one row per (corpus, n_train, fraction),
-    one R² / Spearman / Kendall column group per method, and the SRM's interval coverage."""
+    one R² / Spearman / Kendall column group per method, and the SRM's interval coverage
+    (Gaussian 80% and 90%, Student t 90%)."""
     methods = list(dict.fromkeys(s["method"] for s in summary))
     keyed = {(s["corpus"], s["n_train"], s["fraction"], s["method"]): s for s in summary}
     head = (
         "| corpus | n_train | curve seen | "
         + " | ".join(f"{m} R² / ρ / τ" for m in methods)
-        + " | srm cover 80% / 90% | srm fit s |"
+        + " | srm cover 80% / 90% / 90% t | srm fit s |"
     )
     lines = [head, "|---|---|---|" + "---|" * len(methods) + "---|---|"]
     for corpus, n_train, fraction in dict.fromkeys(
@@ -349,7 +350,12 @@ def predict_table(summary: Sequence[dict[str, Any]]) -> str:
                 else f"{_fmt(s['r2'], 2)} / {_fmt(s['spearman'], 2)} / {_fmt(s['kendall'], 2)}"
             )
         srm = keyed.get((corpus, n_train, fraction, "srm"))
-        cover = f"{_fmt(srm['cover80'], 2)} / {_fmt(srm['cover90'], 2)}" if srm else "-"
+        cover = (
+            f"{_fmt(srm['cover80'], 2)} / {_fmt(srm['cover90'], 2)}"
+            f" / {_fmt(srm.get('cover90_t', math.nan), 2)}"
+            if srm
+            else "-"
+        )
         fit = _fmt(srm["fit_s"], 3) if srm else "-"
         lines.append(
             f"| {corpus} | {n_train} | {fraction:.0%} | "
