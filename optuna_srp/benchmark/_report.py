@@ -351,8 +351,7 @@ def predict_table(summary: Sequence[dict[str, Any]]) -> str:
             )
         srm = keyed.get((corpus, n_train, fraction, "srm"))
         cover = (
-            f"{_fmt(srm['cover80'], 2)} / {_fmt(srm['cover90'], 2)}"
-            f" / {_fmt(srm.get('cover90_t', math.nan), 2)}"
+            " / ".join(_fmt(srm[key], 2) for key in ("cover80", "cover90", "cover90_t"))
             if srm
             else "-"
         )
