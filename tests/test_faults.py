@@ -254,6 +254,77 @@ def test_other_trials_failing_between_decisions() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# One pruner, several studies: a study is its storage and its id, never its name.
+
+
+def test_two_studies_with_one_name_in_two_storages_do_not_share_models() -> None:
+    # The second study is on another scale (values about 100 higher): had it been decided with
+    # the first one's models, the predicted values would be about 100 off.
+    pruner = _pruner()
+    study_a = _study(pruner, storage=optuna.storages.InMemoryStorage(), name="shared")
+    trial_a = _running(study_a, [1.5, 1.2])
+    trial_a.should_prune()
+    study_b = _study(pruner, shift=100.0, storage=optuna.storages.InMemoryStorage(), name="shared")
+    trial_b = _running(study_b, [101.5, 101.2])
+    trial_b.should_prune()
+    _same_as_fresh(pruner, study_b, trial_b)
+    predicted = _frozen(study_b, trial_b).user_attrs["srp:predicted_value"]
+    assert predicted > 50.0
+    # And the first study still has its own.
+    _same_as_fresh(pruner, study_a, trial_a)
+
+
+def test_a_study_recreated_under_an_old_name_starts_clean() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    pruner = _pruner()
+    old = _study(pruner, storage=storage, name="s")
+    _running(old, [1.5, 1.2]).should_prune()
+    optuna.delete_study(study_name="s", storage=storage)
+    new = _study(pruner, shift=100.0, storage=storage, name="s")
+    trial = _running(new, [101.5, 101.2])
+    trial.should_prune()
+    _same_as_fresh(pruner, new, trial)
+
+
+def test_a_reused_study_id_with_new_trials_starts_clean() -> None:
+    # SQLite gives a study created after the last one was deleted the deleted one's id; the
+    # same storage object, the same study id and the same trial numbers must not hand the old
+    # trials' records to the new study.
+    storage = optuna.storages.InMemoryStorage()
+    pruner = _pruner()
+    old = _study(pruner, storage=storage, name="s")
+    _running(old, [1.5, 1.2]).should_prune()
+    optuna.delete_study(study_name="s", storage=storage)
+    storage._max_study_id -= 1  # as SQLite does
+    new = _study(pruner, shift=100.0, storage=storage, name="s")
+    assert new._study_id == old._study_id
+    trial = _running(new, [101.5, 101.2])
+    trial.should_prune()
+    _same_as_fresh(pruner, new, trial)
+
+
+def test_a_new_storage_at_a_collected_storages_address_starts_clean() -> None:
+    # The state of a study whose storage has been garbage-collected must not be found by a new
+    # storage that happens to get the same id(): simulated by planting the old state under the
+    # new storage's key.
+    pruner = _pruner()
+    old = _study(pruner, storage=optuna.storages.InMemoryStorage(), name="s")
+    _running(old, [1.5, 1.2]).should_prune()
+    (old_state,) = pruner._studies.values()
+    new = _study(pruner, shift=100.0, storage=optuna.storages.InMemoryStorage(), name="s")
+    planted = copy.copy(old_state)
+    planted.storage = lambda: None  # its storage is gone
+    pruner._studies = {(id(new._storage), new._study_id): planted}
+    trial = _running(new, [101.5, 101.2])
+    trial.should_prune()
+    _same_as_fresh(pruner, new, trial)
+    # All of it is new (what it warned about, the attributes it wrote), not only the models;
+    # and the dead entry is dropped.
+    assert list(pruner._studies.values()) == [pruner._state(new)]
+    assert pruner._state(new) is not planted
+
+
+# ---------------------------------------------------------------------------------------------
 # Pickled and copied pruners.
 
 
