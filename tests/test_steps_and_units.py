@@ -3,6 +3,8 @@ where step numbering starts, and the objective's units."""
 
 from __future__ import annotations
 
+import copy
+import random
 from typing import Any
 
 from hypothesis import given
@@ -12,9 +14,11 @@ from hypothesis import strategies as st
 import numpy as np
 import optuna
 from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
 import pytest
 
 from optuna_srp import SRPPruner
+from optuna_srp.benchmark import _soak
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -151,3 +155,59 @@ def test_the_end_step_is_where_half_the_complete_trials_had_ended(
     decisions = _decisions(study, {s: 10.0 for s in range(70)})
     assert decisions[end - 1] and not decisions[end]
     assert not any(pruned for step, pruned in decisions.items() if step >= end)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where step numbering starts.
+
+
+def _shifted(spec: _soak.StudySpec, offset: int) -> _soak.StudySpec:
+    spec = copy.deepcopy(spec)
+    # Warm-up and interval count absolute steps, as in MedianPruner: off, so that they do not
+    # differ between the numberings.
+    spec.pruner_kwargs.update(n_warmup_steps=0, interval_steps=1)
+    for t in spec.trials:
+        t.intermediate_values = {s + offset: v for s, v in t.intermediate_values.items()}
+    spec.reports = [(s + offset, v) for s, v in spec.reports]
+    return spec
+
+
+@settings(max_examples=40, **_SETTINGS)
+@given(st.randoms(use_true_random=False))
+def test_decisions_do_not_depend_on_where_steps_start(rnd: random.Random) -> None:
+    spec = _soak.generate_study(rnd, extreme=False)
+    outcomes = [_soak.run_study(_shifted(spec, offset)) for offset in (0, 1, 1000)]
+    assert outcomes[0].signature() == outcomes[1].signature() == outcomes[2].signature()
+
+
+def _study_with_pruned_peers(pruner: SRPPruner, first_step: int) -> optuna.Study:
+    # 10 complete trials, and 200 trials pruned after a single report at the first step, all
+    # of them worse there than the new trial.
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for i in range(10):
+        curve = {first_step + s: 0.5 + 0.01 * i + 0.02 * s for s in range(10)}
+        _add(study, curve, x=i / 10)
+    for i in range(200):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.PRUNED,
+                params={"x": 0.5},
+                distributions={"x": _X},
+                intermediate_values={first_step: 0.3 * i / 200},
+            )
+        )
+    return study
+
+
+@pytest.mark.parametrize("first_step", [0, 1, 1000])
+def test_step_zero_counts_as_a_step_among_the_peers(first_step: int) -> None:
+    # The new trial is below the complete trials' median at the first step but ahead of the
+    # 200 pruned ones: in the top 10% of all the trials that reached that step, it is kept.
+    # Its peers' last step 0 had been read as "no step", and it was pruned from step 0 only.
+    pruner = SRPPruner(n_startup_trials=10, seed=0, threshold=1.0)
+    study = _study_with_pruned_peers(pruner, first_step)
+    decisions = _decisions(study, {first_step: 0.52})
+    assert decisions == {first_step: False}
+    no_keep = SRPPruner(n_startup_trials=10, seed=0, threshold=1.0, keep_top_fraction=0.0)
+    study = _study_with_pruned_peers(no_keep, first_step)
+    assert _decisions(study, {first_step: 0.52}) == {first_step: True}
