@@ -19,6 +19,7 @@ import pytest
 
 from optuna_srp import SRPPruner
 from optuna_srp.benchmark import _soak
+from tests import _synthetic as synthetic
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -211,3 +212,65 @@ def test_step_zero_counts_as_a_step_among_the_peers(first_step: int) -> None:
     no_keep = SRPPruner(n_startup_trials=10, seed=0, threshold=1.0, keep_top_fraction=0.0)
     study = _study_with_pruned_peers(no_keep, first_step)
     assert _decisions(study, {first_step: 0.52}) == {first_step: True}
+
+
+# ---------------------------------------------------------------------------------------------
+# The objective's units.
+
+
+def _scaled_decisions(
+    seed: int, x: float, scale: float, offset: float
+) -> list[tuple[bool, float | None]]:
+    """Decisions and probabilities for a trial at ``x`` in a study of synthetic curves whose
+    every value is ``scale * value + offset``."""
+    rng = np.random.default_rng(seed)
+    pruner = SRPPruner(n_startup_trials=10, seed=0)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for xi in rng.uniform(0, 1, 20):
+        values = synthetic.curve(float(xi), rng, noise=0.01)
+        _add(study, {s: scale * v + offset for s, v in enumerate(values)}, x=float(xi))
+    values = synthetic.curve(x, rng, noise=0.01)
+    study.enqueue_trial({"x": x})
+    trial = study.ask({"x": _X})
+    out = []
+    for step in range(12):
+        trial.report(scale * values[step] + offset, step)
+        if step in (1, 3, 6, 11):
+            pruned = trial.should_prune()
+            probability = study._storage.get_trial(trial._trial_id).user_attrs.get(
+                "srp:probability"
+            )
+            out.append((pruned, probability))
+    return out
+
+
+@settings(max_examples=12, **_SETTINGS)
+@given(
+    seed=st.integers(0, 2**16),
+    x=st.floats(0.0, 0.4),
+    exponent=st.integers(-15, 15),
+    offset=st.sampled_from([0.0, -3.0, 1e3, 1e6]),
+)
+def test_decisions_do_not_depend_on_the_objectives_units(
+    seed: int, x: float, exponent: int, offset: float
+) -> None:
+    # Every value multiplied by 10**exponent and shifted by ``offset`` times that scale: the
+    # same decisions, and the same probabilities up to libsvm's stopping tolerance. (Values
+    # at 1e-12 had pruned nothing: the predicted std was floored at an absolute 1e-12.)
+    scale = 10.0**exponent
+    reference = _scaled_decisions(seed, x, 1.0, 0.0)
+    scaled = _scaled_decisions(seed, x, scale, offset * scale)
+    assert [d for d, _ in scaled] == [d for d, _ in reference]
+    for (_, p), (_, p_ref) in zip(scaled, reference):
+        assert (p is None) == (p_ref is None)
+        if p is not None and p_ref is not None:
+            assert p == pytest.approx(p_ref, rel=0.02, abs=1e-4)
+
+
+@pytest.mark.parametrize("scale", [1e-15, 1e-12, 1e-9, 1e9, 1e15])
+def test_a_study_in_small_or_large_units_prunes_as_in_unit_ones(scale: float) -> None:
+    reference = _scaled_decisions(0, 0.1, 1.0, 0.0)
+    assert any(d for d, _ in reference)  # something to lose
+    scaled = _scaled_decisions(0, 0.1, scale, 0.0)
+    assert [d for d, _ in scaled] == [d for d, _ in reference]
+    assert [p for _, p in scaled] == pytest.approx([p for _, p in reference], rel=0.02, abs=1e-4)
