@@ -11,6 +11,7 @@ import math
 import random
 import warnings
 
+from hypothesis import assume
 from hypothesis import given
 from hypothesis import HealthCheck
 from hypothesis import settings
@@ -77,11 +78,6 @@ def _huge_values_case() -> tuple[float, float] | None:
         return pruner.predict(study, study._storage.get_trial(trial._trial_id))
 
 
-def _threshold_zero_case() -> None:
-    """threshold=0 (never prune) is a valid value (see tests/test_arguments.py)."""
-    SRPPruner(threshold=0.0)
-
-
 def _generate(rnd: random.Random) -> _soak.StudySpec:
     return _soak.generate_study(rnd, extreme=True)
 
@@ -115,32 +111,58 @@ def test_decisions_are_reproducible_with_a_fixed_seed(rnd: random.Random) -> Non
     assert first.signature() == second.signature()
 
 
-@settings(max_examples=40, **_SETTINGS)  # type: ignore[arg-type]
-@given(st.randoms(use_true_random=False), st.sampled_from(["minimize", "maximize"]))
-def test_a_trial_at_least_as_good_as_the_best_is_never_pruned(
-    rnd: random.Random, direction: str
-) -> None:
-    # The sharpest form of the property: threshold 1.0 prunes everything else, and the running
-    # trial ends exactly on the best complete value.
+def _with_a_model(rnd: random.Random) -> tuple[_soak.StudySpec, list[float]]:
+    """A generated study with at least two finite complete trials, and n_startup_trials no
+    more than their number, so that the models decide (the wrapped pruner is off): in most
+    generated studies too few trials are complete, and "not pruned" would hold trivially."""
     spec = _generate(rnd)
-    spec.direction = direction  # type: ignore[assignment]
-    spec.pruner_kwargs["threshold"] = 1.0
     spec.wrapped_pruner = False
     complete = [
         t.value
         for t in spec.trials
         if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
     ]
-    if complete and spec.reports:
-        best = min(complete) if direction == "minimize" else max(complete)
-        step = max(s for s, _ in spec.reports) + 1
-        spec.reports.append((step, best))
-        spec.decide_after = sorted(set(spec.decide_after) | {len(spec.reports)})
+    assume(len(complete) >= 2 and len(spec.reports) >= 1)
+    spec.pruner_kwargs["n_startup_trials"] = min(
+        spec.pruner_kwargs["n_startup_trials"], len(complete)
+    )
+    return spec, complete
+
+
+@settings(max_examples=40, **_SETTINGS)  # type: ignore[arg-type]
+@given(st.randoms(use_true_random=False), st.sampled_from(["minimize", "maximize"]))
+def test_a_trial_at_least_as_good_as_the_best_is_never_pruned(
+    rnd: random.Random, direction: str
+) -> None:
+    # The sharpest form of the property: every threshold at 1 prunes everything else, and the
+    # running trial reports the best complete value first, at its first step, so that every
+    # later decision is one where the trial holds the best.
+    spec, complete = _with_a_model(rnd)
+    spec.direction = direction  # type: ignore[assignment]
+    spec.pruner_kwargs.update(
+        threshold=1.0, laggard_threshold=1.0, n_warmup_steps=0, interval_steps=1
+    )
+    best = min(complete) if direction == "minimize" else max(complete)
+    first = min(s for s, _ in spec.reports)
+    spec.reports = [(first, best)] + [(s, v) for s, v in spec.reports if s != first]
+    spec.decide_after = list(range(1, len(spec.reports) + 1))
     outcome = _soak.run_study(spec)
     assert outcome.violations == [], spec.description
-    if complete and spec.reports:
-        assert outcome.decisions[-1].holds_best
-        assert not outcome.decisions[-1].pruned
+    assert all(d.holds_best and not d.pruned for d in outcome.decisions)
+    # The models were asked: the property is not held by the lack of one.
+    assume(any(d.prediction is not None for d in outcome.decisions))
+
+
+@settings(max_examples=40, **_SETTINGS)  # type: ignore[arg-type]
+@given(st.randoms(use_true_random=False))
+def test_both_thresholds_at_zero_never_prune(rnd: random.Random) -> None:
+    # threshold=0 and laggard_threshold=0 are valid values (tests/test_arguments.py) that turn
+    # pruning off: no probability is below 0.
+    spec, _ = _with_a_model(rnd)
+    spec.pruner_kwargs.update(threshold=0.0, laggard_threshold=0.0)
+    outcome = _soak.run_study(spec)
+    assert outcome.n_pruned == 0, spec.description
+    assume(any(d.prediction is not None for d in outcome.decisions))
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+import textwrap
 from typing import Any
 from typing import Literal
 
@@ -39,8 +40,21 @@ def _sign(direction: Direction) -> float:
     return 1.0 if direction == "maximize" else -1.0
 
 
-def test_no_arguments_constructs() -> None:
-    optuna.create_study(pruner=SRPPruner())
+def test_defaults_wait_for_ten_complete_trials_then_prune_a_hopeless_one() -> None:
+    pruner = SRPPruner()
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 9)
+    hopeless = curve(0.0, np.random.default_rng(1))[:5]
+    trial = _ask(study, 0.0)
+    _report(trial, hopeless)
+    assert not trial.should_prune()
+    assert not any(k.startswith("srp:") for k in study.trials[-1].user_attrs)
+    study.tell(trial, state=TrialState.PRUNED)
+    add_complete_trials(study, 21, seed=1)
+    trial = _ask(study, 0.0)
+    _report(trial, hopeless)
+    assert trial.should_prune()
+    assert study.trials[-1].user_attrs["srp:probability"] < 0.02
 
 
 @pytest.mark.parametrize(
@@ -308,20 +322,33 @@ def test_wrapped_pruner_is_used_only_before_models_are_ready() -> None:
     assert not trial.should_prune()
 
 
+def _distance_to_best(trial: optuna.trial.FrozenTrial) -> list[float]:
+    return [abs(trial.params["x"] - 0.7)]
+
+
 def test_extra_features_are_used() -> None:
-    calls: list[int] = []
-
-    def width(trial: optuna.trial.FrozenTrial) -> list[float]:
-        calls.append(trial.number)
-        return [trial.params["x"] * 2.0]
-
-    pruner = SRPPruner(n_startup_trials=10, extra_features=width)
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+    # The models get one more column, filled with the callable's values: the prediction
+    # changes with it.
+    study = optuna.create_study(direction="maximize")
     add_complete_trials(study, 20)
     trial = _ask(study, 0.1)
     _report(trial, curve(0.1, np.random.default_rng(0))[:4])
-    trial.should_prune()
-    assert len(set(calls)) == 21  # every complete trial once, and the running one
+    frozen = study.trials[-1]
+    with_extra = SRPPruner(n_startup_trials=10, seed=0, extra_features=_distance_to_best)
+    without = SRPPruner(n_startup_trials=10, seed=0)
+    predictions = [p.predict(study, frozen) for p in (with_extra, without)]
+    assert predictions[0] is not None and predictions[0] != predictions[1]
+    widths = []
+    for pruner in (with_extra, without):
+        fit = pruner._fit_for(study)
+        assert fit is not None
+        (step_model,) = fit.step_models.values()
+        X = step_model.featurizer.transform(fit.records)
+        widths.append(X.shape[1])
+        if pruner is with_extra:
+            expected = [abs(r.params["x"] - 0.7) for r in fit.records]
+            np.testing.assert_allclose(X[:, -1], expected)
+    assert widths[0] == widths[1] + 1
 
 
 def test_models_are_reused_until_enough_new_trials_complete() -> None:
@@ -437,6 +464,30 @@ def test_median_guard_keeps_what_the_median_rule_keeps() -> None:
         assert prediction is not None and prediction[0] < study.best_value
         decisions[guard] = trial.should_prune()
     assert decisions == {True: False, False: True}
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_median_guard_holds_for_laggards_above_the_median(guard: bool) -> None:
+    # With laggard_fraction 0.9, a trial at the complete trials' 60% quantile is a laggard;
+    # the guard promises it is not pruned all the same (the laggard rule alone would).
+    pruner = SRPPruner(
+        n_startup_trials=10,
+        seed=0,
+        threshold=0.0,
+        laggard_fraction=0.9,
+        laggard_threshold=1.0,
+        keep_top_fraction=0.0,
+        median_guard=guard,
+    )
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    _add_curves(study, 30, crossing=False)  # the best is ahead at every step
+    at_step = {
+        s: float(np.quantile([t.intermediate_values[s] for t in study.trials], 0.6))
+        for s in range(1, 6)
+    }
+    trial = _ask(study, 0.3)
+    _report(trial, [at_step[s] for s in range(1, 6)])
+    assert trial.should_prune() is not guard
 
 
 def test_median_guard_reads_the_current_value_not_the_best_so_far() -> None:
@@ -624,3 +675,14 @@ def test_a_laggard_is_pruned_on_weaker_evidence(
         study, 0.3, quantile, n_steps, laggard_fraction=laggard_fraction
     )
     assert decision is pruned
+
+
+def test_docstring_example_runs() -> None:
+    doc = SRPPruner.__doc__
+    assert doc is not None
+    block = doc.split(".. testcode::", 1)[1].split("\n    Args:", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(textwrap.dedent(block), "SRPPruner docstring", "exec"), namespace)
+    study = namespace["study"]
+    assert len(study.trials) == 20 and isinstance(study.pruner, SRPPruner)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
