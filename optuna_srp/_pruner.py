@@ -136,9 +136,39 @@ class SRPPruner(BasePruner):
 
     Models are fitted lazily, per process, from the complete trials read from storage, and are
     refitted when that set has grown by ``refit_fraction``: every worker sharing a study
-    decides from the same data without any shared model. A trial that has already reported a
-    value better than the best complete trial is never pruned. Non-finite reported values
-    (NaN, ±inf) are read as a diverged run, i.e. as the worst value seen at that step.
+    decides from the same data without any shared model. What the pruner keeps is per study,
+    and a study is its storage and its id (``study._storage``, held by weak reference, and
+    ``study._study_id``, as Optuna's own samplers identify it), never its name: one pruner can
+    serve several studies, a study deleted and re-created under the same name starts clean,
+    and cached trials are also keyed by their completion time, so a re-created study that
+    gets a deleted one's id (SQLite reuses ids) does too. Non-finite reported values (NaN,
+    ±inf) are read as a diverged run, i.e. as the worst value seen at that step.
+
+    The final value the models predict is the value a complete trial was told with
+    (:attr:`~optuna.trial.FrozenTrial.value`), whatever step it ended at: complete trials may
+    report different numbers of steps (a training loop with its own early stopping). At a step
+    after a complete trial's last report, its curve features are its last values carried
+    forward. Whatever the models say, a trial is never pruned
+
+    * where it has reported a value better than the best complete trial's final value;
+    * where the value it reports is at least a best complete trial's value at the same step
+      (its last report at or before it): level with the incumbent on all the evidence, its
+      chance of ending as well is about one half (a model trained on few curves like the
+      incumbent's shrinks them towards the rest, and a late learner that ended best may be
+      behind most complete trials early on);
+    * at or past the step by which half the complete trials had ended (the lower median of
+      their last steps; the last step when they all have the same length): stopping there
+      saves nothing, and throws away a finished run whose code after the loop never runs. A
+      median, so that a few runs much shorter or longer than the rest do not move it.
+
+    Decisions do not depend on the objective's units or offset (every floor is relative to the
+    data's own spread) nor on where step numbering starts (steps are used in their order;
+    ``n_warmup_steps`` and ``interval_steps`` count absolute steps, as in
+    :class:`~optuna.pruners.MedianPruner`). Nothing that turns a trial into numbers inside
+    :meth:`prune` raises out of it (``extra_features``, parameter encoding, values): a complete
+    trial that cannot be read is left out of the training set and does not count towards
+    ``n_startup_trials``, a running one is not pruned at that step, and one
+    :class:`RuntimeWarning` per study names the trial and the error.
 
     Once a model is used for a trial, the prediction is stored in the trial's user attributes
     ``srp:predicted_value``, ``srp:predicted_std``, ``srp:probability`` and ``srp:step``.
@@ -196,7 +226,8 @@ class SRPPruner(BasePruner):
         extra_features:
             A callable mapping a :class:`~optuna.trial.FrozenTrial` to a sequence of numbers,
             e.g. architecture descriptors (number of layers, of weights) kept in user
-            attributes. Used as model features beside the curve and the hyper-parameters.
+            attributes. Used as model features beside the curve and the hyper-parameters. A
+            module-level function, not a lambda, keeps the pruner picklable.
         refit_fraction:
             The models are refitted when the number of complete trials has grown by this
             fraction since the last fit (and at least by one trial).
@@ -214,9 +245,9 @@ class SRPPruner(BasePruner):
         median_guard:
             Prune only trials that :class:`~optuna.pruners.MedianPruner`'s rule, applied to
             the value just reported, would prune too (that value worse than the complete
-            trials' median at this step). The models cannot learn what they never saw complete
-            (late learners), the median rule cannot see crossing curves; requiring both keeps
-            what either keeps.
+            trials' median at this step), laggards included. The models cannot learn what
+            they never saw complete (late learners), the median rule cannot see crossing
+            curves; requiring both keeps what either keeps.
         laggard_fraction:
             A trial whose just-reported value is worse than this quantile of the complete
             trials' values at its step is a laggard: it is pruned when the probability is
