@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from dataclasses import field
 import math
@@ -15,6 +16,8 @@ import warnings
 import weakref
 
 import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.distributions import CategoricalDistribution
 import optuna.exceptions
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
@@ -83,7 +86,10 @@ class _Fit:
     complete_keys: frozenset[_TrialKey]
     n_complete_seen: int
     n_readable: int  # complete trials that could be turned into records (before subsampling)
+    # The study's own complete trials first, then the source trials (``n_own`` of them are own):
+    # the models learn from all, the rank rules read only the study's own.
     records: list[CurveRecord]
+    n_own: int
     target: np.ndarray  # standardised: (encoded final - target_center) / target_scale
     target_center: float
     target_scale: float
@@ -270,9 +276,25 @@ class SRPPruner(BasePruner):
             2-43% more epochs but loses the best configuration in 6 more of 440 studies
             (the complete trials it learns from are survivors of the pruning).
 
+        source_trials:
+            Complete trials of earlier studies of the same objective and direction (e.g.
+            ``optuna.load_study(...).get_trials(states=(TrialState.COMPLETE,))``), as in
+            :class:`~optuna.samplers.CmaEsSampler`. They train the models beside the study's
+            own complete trials, so pruning starts when the study's first trial completes
+            instead of its ``n_startup_trials``-th; they count less as the study's own
+            accumulate (up to ``5 x n_startup_trials`` of them at first, a share falling as
+            ``n_startup_trials / (n_startup_trials + n)`` with ``n`` own complete trials), so a
+            misleading source fades. A changed search space is normal: a source trial brings
+            its curve and the parameters the study shares, encoded with the study's
+            distributions. Source trials are never the study's best, never written to it, and
+            never enter the median, laggard and rank rules (they may be in other units). A
+            trial that is not complete, multi-objective, without intermediate values or with
+            a non-finite value is skipped with one warning.
+
     Raises:
         ValueError: If an argument is out of range.
-        TypeError: If an argument is of the wrong type.
+        TypeError: If an argument is of the wrong type (``source_trials`` not a sequence of
+            :class:`~optuna.trial.FrozenTrial`).
     """
 
     def __init__(
@@ -294,6 +316,7 @@ class SRPPruner(BasePruner):
         laggard_fraction: float = 0.1,
         laggard_threshold: float = 0.2,
         stable_rank_laggards: bool = False,
+        source_trials: Sequence[FrozenTrial] | None = None,
     ) -> None:
         _check_int("n_startup_trials", n_startup_trials, 2)
         _check_int("n_warmup_steps", n_warmup_steps, 0)
@@ -339,6 +362,9 @@ class SRPPruner(BasePruner):
         self._laggard_fraction = laggard_fraction
         self._laggard_threshold = laggard_threshold
         self._stable_rank_laggards = stable_rank_laggards
+        self._source_trials = _usable_source_trials(source_trials)
+        # The source trials as records, per orientation (built at first use).
+        self._source_records: dict[float, list[CurveRecord]] = {}
         self._lock = threading.RLock()
         # Keyed by the storage object's id and the study id; each entry holds a weak reference
         # to its storage, so that a new storage that reuses a collected one's id is not taken
@@ -351,6 +377,7 @@ class SRPPruner(BasePruner):
         # Fitted models belong to the storage they were read from; an unpickled pruner may be
         # pointed at another one with the same study id, so it refits from what it finds.
         state["_studies"] = {}
+        state["_source_records"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -433,10 +460,16 @@ class SRPPruner(BasePruner):
 
     def _model_ready(self, state: _StudyState, complete: Sequence[FrozenTrial]) -> bool:
         """Whether enough complete trials could be read to fit the models."""
-        if len(complete) < self._n_startup_trials:
+        if not self._enough(len(complete)):
             return False
         with self._lock:
-            return state.fit is None or state.fit.n_readable >= self._n_startup_trials
+            return state.fit is None or self._enough(state.fit.n_readable)
+
+    def _enough(self, n_own: int) -> bool:
+        """Whether ``n_own`` readable complete trials of the study's own, with the source trials
+        that go with them, are enough to fit on (a best to beat needs one of its own)."""
+        n_source = _n_source_used(len(self._source_trials), n_own, self._n_startup_trials)
+        return n_own >= 1 and n_own + n_source >= self._n_startup_trials
 
     def _fit_for(self, study: Study) -> _Fit | None:
         """The models currently held for ``study`` (for tests and diagnostics)."""
@@ -451,11 +484,11 @@ class SRPPruner(BasePruner):
     ) -> tuple[float, float, float, int, _Fit] | None:
         """Mean and std (higher is better), the probability of beating the best, the
         checkpoint whose model was used, and the fit it belongs to."""
-        if len(complete) < self._n_startup_trials or trial.last_step is None:
+        if not self._enough(len(complete)) or trial.last_step is None:
             return None
         with self._lock:
             fit = self._current_fit(study, state, complete)
-            if fit.n_readable < self._n_startup_trials:
+            if not self._enough(fit.n_readable):
                 return None  # the trials left out count as not complete
             checkpoint = _nearest_lower(fit.checkpoints, trial.last_step)
             if checkpoint is None:
@@ -547,7 +580,12 @@ class SRPPruner(BasePruner):
         end_step = sorted(last_steps)[(len(last_steps) - 1) // 2] if last_steps else None
         finals = np.array([r.final for r in records], dtype=np.float64)
         records, finals = self._subsample(records, finals)
+        n_own = len(records)
+        # The study's own steps: source curves may be longer or numbered otherwise.
         steps = np.unique(np.concatenate([r.steps for r in records] + [np.empty(0, int)]))
+        source = self._source_subset(state, sign, complete, self._max_train_trials - n_own)
+        records = records + source
+        finals = np.concatenate([finals, [r.final for r in source]]).astype(np.float64)
         with np.errstate(all="ignore"):  # values near the float limits are valid input
             target = encode_target(finals)
             # Standardised here, robustly, so that values near the float limits cannot overflow.
@@ -560,6 +598,7 @@ class SRPPruner(BasePruner):
             n_complete_seen=len(keys),
             n_readable=n_readable,
             records=records,
+            n_own=n_own,
             target=target,
             target_center=target_center,
             target_scale=target_scale,
@@ -571,6 +610,44 @@ class SRPPruner(BasePruner):
         )
         state.fit = fit
         return fit
+
+    def _source_subset(
+        self, state: _StudyState, sign: float, complete: Sequence[FrozenTrial], room: int
+    ) -> list[CurveRecord]:
+        """The source trials that train the models beside ``complete``, as the study sees them.
+
+        Their number fades as the study's own complete trials accumulate
+        (:func:`_n_source_used`); they are taken evenly over the ranking of their final values,
+        so the best and the worst of the source stay represented.
+        """
+        n = min(
+            _n_source_used(len(self._source_trials), len(complete), self._n_startup_trials),
+            max(room, 0),
+        )
+        if n == 0:
+            return []
+        records = self._source_records.get(sign)
+        if records is None:
+            records = []
+            for t in self._source_trials:
+                try:
+                    records.append(make_record(t, sign, self._extra_features))
+                except Exception as e:  # the user's callable may not know the source trials
+                    self._warn_once(
+                        state,
+                        "source",
+                        f"SRPPruner could not read source trial {t.number} "
+                        f"({type(e).__name__}: {e}); it is left out.",
+                    )
+            records.sort(key=lambda r: -math.inf if r.final is None else r.final)
+            self._source_records[sign] = records
+        if not records:
+            return []
+        picks = np.unique(np.round(np.linspace(0, len(records) - 1, min(n, len(records)))))
+        distributions: dict[str, BaseDistribution] = {}
+        for t in complete:
+            distributions.update(t.distributions)
+        return [_align_to_study(records[int(i)], distributions) for i in picks]
 
     def _incumbents(
         self, state: _StudyState, complete: Sequence[FrozenTrial], sign: float
@@ -674,7 +751,7 @@ class SRPPruner(BasePruner):
         with self._lock:
             holds = fit.ranks_hold_at_step.get(step)
             if holds is None:
-                n = len(fit.records)
+                n = fit.n_own
                 holds = False
                 if n >= _RANK_CHECK_MIN_COMPLETE:
                     at_step = _complete_values_at(fit, step)
@@ -682,7 +759,7 @@ class SRPPruner(BasePruner):
                     # that complete trials without a value here cannot pull it below the best.
                     median = _complete_quantile(fit, step, 0.5)
                     n_top = max(_RANK_CHECK_MIN_TOP, math.ceil(_RANK_CHECK_TOP_FRACTION * n))
-                    top = np.argsort(-fit.target, kind="stable")[:n_top]
+                    top = np.argsort(-fit.target[:n], kind="stable")[:n_top]
                     holds = math.isfinite(median) and not bool((at_step[top] < median).any())
                 fit.ranks_hold_at_step[step] = holds
         return holds
@@ -790,6 +867,82 @@ class SRPPruner(BasePruner):
                 written[key] = value
 
 
+def _usable_source_trials(
+    source_trials: Sequence[FrozenTrial] | None,
+) -> tuple[FrozenTrial, ...]:
+    """The source trials the models can learn from; the others are skipped with one warning.
+
+    Raises:
+        TypeError: If ``source_trials`` is not a sequence of :class:`FrozenTrial`.
+    """
+    if source_trials is None:
+        return ()
+    if isinstance(source_trials, (str, bytes)) or not isinstance(source_trials, Sequence):
+        raise TypeError(
+            "source_trials must be a sequence of FrozenTrial or None, but got "
+            f"source_trials={source_trials!r}."
+        )
+    usable: list[FrozenTrial] = []
+    skipped: list[str] = []
+    for i, t in enumerate(source_trials):
+        if not isinstance(t, FrozenTrial):
+            raise TypeError(
+                f"source_trials must hold FrozenTrial objects, but source_trials[{i}] is {t!r}."
+            )
+        if t.state != TrialState.COMPLETE:
+            skipped.append(f"trial {t.number} ({t.state.name})")
+        elif t.values is None or len(t.values) != 1:
+            skipped.append(f"trial {t.number} (multi-objective)")
+        elif not t.intermediate_values:
+            skipped.append(f"trial {t.number} (no intermediate values)")
+        elif not math.isfinite(t.values[0]):
+            skipped.append(f"trial {t.number} (value {t.values[0]})")
+        else:
+            usable.append(t)
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        warnings.warn(
+            f"SRPPruner skips {len(skipped)} of {len(source_trials)} source_trials, which are "
+            f"not complete single-objective trials with a learning curve and a finite value: "
+            f"{', '.join(skipped[:5])}{more}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return tuple(usable)
+
+
+def _n_source_used(n_source: int, n_own: int, n_startup_trials: int) -> int:
+    """How many source trials train the models beside ``n_own`` complete trials of the study.
+
+    As many as ``5 x n_startup_trials`` while the study has none of its own, then a share that
+    falls as ``n_startup_trials / (n_startup_trials + n_own)``: a source as large as the
+    study's own data soon counts less than it, and a misleading one fades.
+    """
+    cap = 5 * n_startup_trials * n_startup_trials / (n_startup_trials + n_own)
+    return min(n_source, int(round(cap)))
+
+
+def _align_to_study(
+    record: CurveRecord, distributions: dict[str, BaseDistribution]
+) -> CurveRecord:
+    """A source trial's record with only the parameters the study shares, encoded with the
+    study's distributions (a changed range reads the same value at the same place)."""
+    params: dict[str, Any] = {}
+    dists: dict[str, BaseDistribution] = {}
+    for name, value in record.params.items():
+        dist = distributions.get(name)
+        if dist is None:
+            continue
+        if isinstance(dist, CategoricalDistribution):
+            if value not in dist.choices:
+                continue
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        params[name] = value
+        dists[name] = dist
+    return dataclasses.replace(record, params=params, distributions=dists)
+
+
 def _curve(trial: FrozenTrial, sign: float) -> _Curve:
     """A trial's sorted steps, its best finite value up to each and its value at each
     (non-finite as ``-inf``), higher is better.
@@ -843,11 +996,12 @@ def _reference(storage: object) -> Callable[[], object | None]:
 
 
 def _complete_values_at(fit: _Fit, step: int) -> np.ndarray:
-    """The complete trials' values at ``step`` (their last report at or before it), non-finite
-    or missing ones as ``-inf``, in the order of ``fit.records``. Call under the lock."""
+    """The study's own complete trials' values at ``step`` (their last report at or before
+    it), non-finite or missing ones as ``-inf``, in the order of ``fit.records`` (source trials
+    may be in other units). Call under the lock."""
     values = fit.values_at_step.get(step)
     if values is None:
-        values = np.array([_value_at(r, step) for r in fit.records], dtype=np.float64)
+        values = np.array([_value_at(r, step) for r in fit.records[: fit.n_own]], dtype=np.float64)
         values[~np.isfinite(values)] = -np.inf
         fit.values_at_step[step] = values
     return values

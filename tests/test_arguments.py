@@ -91,6 +91,8 @@ _BAD_PRUNER_ARGS: list[tuple[str, Any, type[Exception]]] = [
     ("laggard_threshold", -0.1, ValueError),
     ("laggard_threshold", 1.1, ValueError),
     ("laggard_threshold", None, TypeError),
+    ("source_trials", "trials", TypeError),
+    ("source_trials", 3, TypeError),
 ]
 
 _VALID_PRUNER_ARGS: list[Any] = [
@@ -124,6 +126,9 @@ _VALID_PRUNER_ARGS: list[Any] = [
     ("laggard_fraction", 1.0),
     ("laggard_threshold", 0.0),
     ("laggard_threshold", 1.0),
+    ("source_trials", None),
+    ("source_trials", ()),
+    ("source_trials", [optuna.trial.create_trial(value=0.5, intermediate_values={0: 0.5})]),
 ]
 
 

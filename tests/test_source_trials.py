@@ -1,0 +1,309 @@
+"""``SRPPruner(source_trials=...)``: complete trials of earlier studies train the models."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import warnings
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+import pytest
+
+from optuna_srp import SRPPruner
+from optuna_srp._pruner import _complete_quantile
+from optuna_srp._pruner import _n_source_used
+from tests._synthetic import add_complete_trials
+from tests._synthetic import curve
+from tests._synthetic import N_STEPS
+
+
+def _source(n: int, seed: int = 10, **kwargs: object) -> list[FrozenTrial]:
+    study = optuna.create_study(direction="maximize")
+    add_complete_trials(study, n, seed=seed, **kwargs)  # type: ignore[arg-type]
+    return study.get_trials(states=(TrialState.COMPLETE,))
+
+
+def _hopeless_trial(study: optuna.Study, x: float = 0.05, n_steps: int = 8) -> optuna.Trial:
+    study.enqueue_trial({"x": x})
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    for step, v in enumerate(curve(x, np.random.default_rng(5))[:n_steps], start=1):
+        trial.report(v, step)
+    return trial
+
+
+def _add_own(study: optuna.Study, xs: tuple[float, ...] = (0.7,), seed: int = 3) -> None:
+    """Complete trials of the study's own, near the best configuration (x = 0.7)."""
+    rng = np.random.default_rng(seed)
+    for x in xs:
+        values = curve(x, rng)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=values[-1],
+                intermediate_values=dict(enumerate(values, start=1)),
+            )
+        )
+
+
+def test_source_trials_let_the_models_decide_after_the_first_own_trial() -> None:
+    with_source = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(40))
+    without = SRPPruner(n_startup_trials=10, seed=0)
+    decisions = []
+    for pruner in (with_source, without):
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        _add_own(study)
+        trial = _hopeless_trial(study)
+        decisions.append(trial.should_prune())
+        assert pruner.predict(study, study.trials[-1]) is not None or pruner is without
+    assert decisions == [True, False]
+
+
+def test_no_pruning_before_the_study_has_a_complete_trial_of_its_own() -> None:
+    pruner = SRPPruner(n_startup_trials=5, source_trials=_source(40))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    trial = _hopeless_trial(study)
+    assert not trial.should_prune()
+    assert pruner.predict(study, study.trials[-1]) is None
+
+
+def test_a_source_trial_is_never_the_best_nor_written_to_the_study() -> None:
+    # Source runs end far higher than the study's: a run above the study's best but below the
+    # source's best must be kept, since it would be the study's new best.
+    source = _source(40)
+    boosted = [
+        optuna.trial.create_trial(
+            params=t.params,
+            distributions=t.distributions,
+            value=t.value + 1.0,  # type: ignore[operator]
+            intermediate_values={s: v + 1.0 for s, v in t.intermediate_values.items()},
+        )
+        for t in source
+    ]
+    # Without the median guard and the top-fraction keep, only the best to beat decides.
+    pruner = SRPPruner(
+        n_startup_trials=5,
+        seed=0,
+        source_trials=boosted,
+        median_guard=False,
+        keep_top_fraction=0.0,
+    )
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 3, seed=4)
+    own_best = study.best_value
+    study.enqueue_trial({"x": 0.7})
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    for step in range(1, 6):
+        trial.report(own_best + 0.01, step)
+    assert not trial.should_prune()
+    assert len(study.trials) == 4
+    assert study.best_value == own_best
+
+
+def test_the_rank_rules_read_only_the_study_s_own_trials() -> None:
+    pruner = SRPPruner(n_startup_trials=5, seed=0, source_trials=_source(40))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    _add_own(study, (0.7, 0.6, 0.2))
+    _hopeless_trial(study).should_prune()
+    fit = pruner._fit_for(study)
+    assert fit is not None
+    assert len(fit.records) > fit.n_own == 3
+    own_at_5 = [t.intermediate_values[5] for t in study.trials[:3]]
+    assert _complete_quantile(fit, 5, 0.5) == pytest.approx(np.median(own_at_5))
+
+
+def test_source_trials_fade_as_the_study_completes_its_own() -> None:
+    used = [_n_source_used(1000, n_own, 10) for n_own in range(0, 500, 10)]
+    assert used[0] == 50
+    assert all(a >= b for a, b in zip(used, used[1:]))
+    assert used[-1] <= 1
+    assert _n_source_used(3, 0, 10) == 3
+
+
+def test_the_fit_uses_source_trials_only_within_the_training_cap() -> None:
+    pruner = SRPPruner(n_startup_trials=10, max_train_trials=30, source_trials=_source(60))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 25, seed=2)
+    trial = _hopeless_trial(study)
+    trial.should_prune()
+    fit = pruner._fit_for(study)
+    assert fit is not None
+    assert fit.n_own == 25
+    assert len(fit.records) == 30  # 5 source trials fill the cap, not the 28 the fade allows
+
+
+def test_changed_search_space_uses_only_the_shared_parameters() -> None:
+    # The source has x on another range plus a parameter the study lacks; the study has a
+    # categorical the source lacks.
+    source_study = optuna.create_study(direction="maximize")
+    rng = np.random.default_rng(0)
+    for x in rng.uniform(0, 1, 30):
+        values = curve(float(x), rng)
+        source_study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": float(x), "old": 1.0},
+                distributions={"x": FloatDistribution(-1, 2), "old": FloatDistribution(0, 2)},
+                value=values[-1],
+                intermediate_values=dict(enumerate(values, start=1)),
+            )
+        )
+    pruner = SRPPruner(n_startup_trials=5, seed=0, source_trials=source_study.trials)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for x in (0.6, 0.7, 0.8):
+        values = curve(x, rng)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x, "opt": "sgd"},
+                distributions={
+                    "x": FloatDistribution(0, 1),
+                    "opt": CategoricalDistribution(["sgd", "adam"]),
+                },
+                value=values[-1],
+                intermediate_values=dict(enumerate(values, start=1)),
+            )
+        )
+    trial = _hopeless_trial(study)
+    trial.should_prune()
+    fit = pruner._fit_for(study)
+    assert fit is not None
+    source_records = fit.records[fit.n_own :]
+    assert source_records
+    for record in source_records:
+        assert set(record.params) == {"x"}
+        assert record.distributions["x"] == FloatDistribution(0, 1)
+    assert pruner.predict(study, study.trials[-1]) is not None
+
+
+def test_source_curves_of_another_length() -> None:
+    # Source runs twice as long as the study's: the models still decide, on the study's steps.
+    long_source = optuna.create_study(direction="maximize")
+    rng = np.random.default_rng(1)
+    for x in rng.uniform(0, 1, 30):
+        values = curve(float(x), rng) + [curve(float(x), rng)[-1]] * N_STEPS
+        long_source.add_trial(
+            optuna.trial.create_trial(
+                params={"x": float(x)},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=values[-1],
+                intermediate_values=dict(enumerate(values, start=1)),
+            )
+        )
+    pruner = SRPPruner(n_startup_trials=5, seed=0, source_trials=long_source.trials)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    _add_own(study, (0.7, 0.6))
+    trial = _hopeless_trial(study)
+    assert trial.should_prune()
+    fit = pruner._fit_for(study)
+    assert fit is not None
+    assert fit.steps.max() == N_STEPS
+
+
+def test_bad_source_input_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="source_trials="):
+        SRPPruner(source_trials="trials")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"source_trials\[1\]"):
+        SRPPruner(source_trials=[_source(1)[0], 3])  # type: ignore[list-item]
+
+
+def test_unusable_source_trials_are_skipped_with_one_warning() -> None:
+    good = _source(12)
+    study = optuna.create_study(direction="maximize")
+    pruned = study.ask()
+    pruned.report(0.5, 1)
+    study.tell(pruned, state=TrialState.PRUNED)
+    no_curve = optuna.trial.create_trial(value=0.5)
+    inf_value = optuna.trial.create_trial(value=float("inf"), intermediate_values={1: 0.5})
+    multi = optuna.trial.create_trial(values=[0.5, 0.6], intermediate_values={1: 0.5})
+    bad = [study.trials[0], no_curve, inf_value, multi]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pruner = SRPPruner(n_startup_trials=5, source_trials=good + bad)
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(messages) == 1
+    for reason in ("PRUNED", "no intermediate values", "value inf", "multi-objective"):
+        assert reason in messages[0]
+    assert len(pruner._source_trials) == len(good)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SRPPruner(source_trials=good)
+
+
+def test_an_extra_feature_the_source_lacks_warns_once_and_leaves_it_out() -> None:
+    def width(trial: FrozenTrial) -> list[float]:
+        return [trial.user_attrs["width"]]
+
+    pruner = SRPPruner(n_startup_trials=5, seed=0, extra_features=width, source_trials=_source(20))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    rng = np.random.default_rng(2)
+    for x in (0.6, 0.7):
+        values = curve(x, rng)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=values[-1],
+                intermediate_values=dict(enumerate(values, start=1)),
+                user_attrs={"width": 2.0},
+            )
+        )
+    study.enqueue_trial({"x": 0.1})
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("width", 1.0)
+    with pytest.warns(RuntimeWarning, match="source trial") as record:
+        trial.report(0.1, 1)
+        trial.should_prune()
+        trial.report(0.1, 2)
+        trial.should_prune()
+    assert len([w for w in record if "source trial" in str(w.message)]) == 1
+
+
+@pytest.mark.parametrize("roundtrip", [pickle.loads, copy.deepcopy])
+def test_pickle_and_deepcopy_keep_the_source_trials(roundtrip: object) -> None:
+    pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(30))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    _add_own(study, (0.7, 0.6))
+    _hopeless_trial(study, n_steps=4)
+    before = pruner.predict(study, study.trials[-1])
+    assert before is not None
+    study2 = (
+        pickle.loads(pickle.dumps(study)) if roundtrip is pickle.loads else copy.deepcopy(study)
+    )
+    after = study2.pruner.predict(study2, study2.trials[-1])  # type: ignore[attr-defined]
+    assert before == after
+
+
+def test_source_trials_from_a_storage_and_workers_on_another(tmp_path: object) -> None:
+    # The source study lives in SQLite, the new study in a JournalStorage file: two workers
+    # with their own pruner and the same source trials make the same prediction.
+    source_url = f"sqlite:///{tmp_path}/source.db"
+    source_study = optuna.create_study(storage=source_url, study_name="old", direction="maximize")
+    add_complete_trials(source_study, 30, seed=7)
+    loaded = optuna.load_study(study_name="old", storage=source_url)
+    source = loaded.get_trials(states=(TrialState.COMPLETE,))
+    journal = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(f"{tmp_path}/new.log")
+    )
+    predictions = []
+    for worker in range(2):
+        pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=source)
+        study = optuna.create_study(
+            storage=journal,
+            study_name="new",
+            direction="maximize",
+            load_if_exists=True,
+            pruner=pruner,
+        )
+        if worker == 0:
+            _add_own(study, (0.7, 0.6))
+            _hopeless_trial(study, n_steps=4)
+        predictions.append(pruner.predict(study, study.trials[-1]))
+    assert predictions[0] is not None
+    assert predictions[0] == predictions[1]
