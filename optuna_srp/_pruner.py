@@ -278,7 +278,7 @@ class SRPPruner(BasePruner):
         self._finished_curves: dict[tuple[str, int], tuple[list[int], list[float]]] = {}
         # The attributes last written per trial: the FrozenTrial handed to prune() is a
         # process-local copy that does not see our own writes.
-        self._written_attrs: OrderedDict[tuple[str, int], dict[str, float]] = OrderedDict()
+        self._written_attrs: OrderedDict[tuple[str, int], dict[str, object]] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -312,23 +312,30 @@ class SRPPruner(BasePruner):
                 return self._wrapped_pruner.prune(study, trial)
             return False
         mean, std, probability, decision_step, fit = prediction
-        self._write_attrs(study, trial, mean, std, probability, decision_step)
         sign = _sign(study)
         scale = self._early_scale(fit, decision_step)
         if probability < self._threshold * scale:
+            decision = "pruned:model"
             if self._median_guard and not self._below_complete_quantile(
                 fit, trial, step, sign, 0.5
             ):
-                return False
-        elif not (
-            probability < self._laggard_threshold * scale**2
-            and self._is_laggard(fit, trial, step, sign)
+                decision = "kept:median"
+        elif probability < self._laggard_threshold * scale**2 and self._is_laggard(
+            fit, trial, step, sign
         ):
-            return False
-        if self._keep_top_fraction > 0.0:
+            decision = "pruned:laggard"
+        elif probability == 1.0 and _reached(trial, sign, fit.best_final):
+            decision = "kept:reached-best"
+        else:
+            decision = "kept:model"
+        if decision.startswith("pruned") and self._keep_top_fraction > 0.0:
             trials = study.get_trials(deepcopy=False)
-            return not self._ranks_in_top(study.study_name, trials, trial, step, sign)
-        return True
+            if self._ranks_in_top(study.study_name, trials, trial, step, sign):
+                decision = "kept:top"
+        self._write_attrs(
+            study, trial, _Decision(decision, mean, std, probability, decision_step, step, fit)
+        )
+        return decision.startswith("pruned")
 
     def predict(self, study: Study, trial: FrozenTrial) -> tuple[float, float] | None:
         """Predict the final value of a running trial.
@@ -576,21 +583,21 @@ class SRPPruner(BasePruner):
         base = 0 if self._seed is None else self._seed
         return (base * 1_000_003 + len(numbers) * 7919 + sum(numbers)) % 2**32
 
-    def _write_attrs(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        mean: float,
-        std: float,
-        probability: float,
-        step: int,
-    ) -> None:
+    def _write_attrs(self, study: Study, trial: FrozenTrial, decision: _Decision) -> None:
+        """Store the decision, why, and the prediction it rests on, when the decision changed.
+
+        One check's attributes are written together, so the prediction beside a decision is
+        the one that made it. A trial's attributes change only when its decision does, so a
+        study on a shared database is not loaded by a write per check.
+        """
         sign = _sign(study)
         attrs = {
-            "predicted_value": _round(mean * sign),
-            "predicted_std": _round(std),
-            "probability": _round(probability),
-            "step": int(step),
+            "decision": decision.decision,
+            "reason": decision.reason(sign),
+            "predicted_value": _round(decision.mean * sign),
+            "predicted_std": _round(decision.std),
+            "probability": _round(decision.probability),
+            "step": int(decision.checkpoint),
         }
         cache_key = (study.study_name, trial.number)
         with self._lock:
@@ -600,6 +607,8 @@ class SRPPruner(BasePruner):
             self._written_attrs[cache_key] = written
             while len(self._written_attrs) > _MAX_REMEMBERED_TRIALS:
                 self._written_attrs.popitem(last=False)
+        if written.get(ATTR_PREFIX + "decision") == decision.decision:
+            return
         for name, value in attrs.items():
             key = ATTR_PREFIX + name
             if written.get(key) != value:
@@ -608,6 +617,53 @@ class SRPPruner(BasePruner):
                 except UpdateFinishedTrialError:
                     return  # another worker (e.g. a heartbeat check) has finished the trial
                 written[key] = value
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What :meth:`SRPPruner.prune` decided about a trial at one check, and on what evidence."""
+
+    decision: str  # "pruned:<rule>" or "kept:<rule>"
+    mean: float  # higher is better
+    std: float
+    probability: float
+    checkpoint: int  # the step whose model was used
+    step: int  # the trial's step
+    fit: _Fit
+
+    def reason(self, sign: float) -> str:
+        """One line a user reads on optuna-dashboard, in the study's units."""
+        predicted = f"predicted {_fmt(self.mean * sign)} ± {_fmt(self.std)}"
+        chance = (
+            f"chance to beat the best ({_fmt(self.fit.best_final * sign)}) "
+            f"{_fmt_probability(self.probability)}"
+        )
+        verb, rule = self.decision.split(":", 1)
+        head = f"{verb} at step {self.step}: "
+        if rule == "model":
+            return f"{head}{predicted}, {chance}"
+        if rule == "laggard":
+            return f"{head}behind most complete trials at this step; {predicted}, {chance}"
+        if rule == "median":
+            return f"{head}{predicted}, {chance}, but above the complete trials' median here"
+        if rule == "top":
+            return f"{head}{predicted}, {chance}, but among the best trials at this step"
+        best = _fmt(self.fit.best_final * sign)
+        return f"{head}has already reached the best complete value ({best}); {predicted}"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _fmt_probability(p: float) -> str:
+    return f"{p:.1%}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _reached(trial: FrozenTrial, sign: float, best_final: float) -> bool:
+    """Whether a finite value the trial reported is at least the best complete final value."""
+    values = [sign * v for v in trial.intermediate_values.values() if math.isfinite(v)]
+    return max(values, default=-math.inf) >= best_final
 
 
 def _cumulative_best(trial: FrozenTrial, sign: float) -> tuple[list[int], list[float]]:
