@@ -633,7 +633,7 @@ class _Decision:
 
     def reason(self, sign: float) -> str:
         """One line a user reads on optuna-dashboard, in the study's units."""
-        predicted = f"predicted {_fmt(self.mean * sign)} ± {_fmt(self.std)}"
+        predicted = f"predicted {_fmt(self.mean * sign)} ± {self.std:.2g}"
         chance = (
             f"chance to beat the best ({_fmt(self.fit.best_final * sign)}) "
             f"{_fmt_probability(self.probability)}"
@@ -657,7 +657,7 @@ def _fmt(x: float) -> str:
 
 
 def _fmt_probability(p: float) -> str:
-    return f"{p:.1%}" if p >= 0.001 else f"{p:.1e}"
+    return f"{p:.1%}" if p >= 0.001 else "< 0.1%"
 
 
 def _reached(trial: FrozenTrial, sign: float, best_final: float) -> bool:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from typing import Any
 from typing import TYPE_CHECKING
 
 from optuna.study import Study
@@ -78,61 +79,104 @@ def plot_predictions(study: Study, *, target_name: str = "Objective Value") -> A
 
 
 def _draw(ax: Axes, info: _PredictionsInfo) -> None:
-    n_complete = n_pruned = n_running = n_predicted = 0
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    # Every artist has a gid naming what it shows ("trial-3", "pruned-3", "prediction-3",
+    # "interval-3", "link-3", "best"), so that a figure can be inspected, e.g. by tests.
+    n_complete = n_pruned = n_running = 0
     for curve in info.curves:
-        if curve.number == info.best_number:
-            continue  # drawn last, on top
         if curve.state == TrialState.PRUNED:
             n_pruned += 1
-            ax.plot(curve.steps, curve.values, color="tab:gray", lw=0.7, alpha=0.5)
-            ax.plot(curve.steps[-1], curve.values[-1], "x", color="dimgray", ms=4, mew=1)
+            style: dict[str, Any] = {"color": "tab:gray", "lw": 0.7, "alpha": 0.5}
         else:
             n_complete += curve.state == TrialState.COMPLETE
             n_running += curve.state == TrialState.RUNNING
-            ls = ":" if curve.state == TrialState.RUNNING else "-"
-            ax.plot(curve.steps, curve.values, color="tab:blue", lw=0.9, alpha=0.7, ls=ls)
+            style = {"color": "tab:blue", "lw": 0.9, "alpha": 0.7}
+            if curve.state == TrialState.RUNNING:
+                style["ls"] = ":"
+        if curve.number == info.best_number:
+            style = {"color": "tab:red", "lw": 2, "zorder": 5}
+        ax.plot(curve.steps, curve.values, gid=f"trial-{curve.number}", **style)
+        if curve.state == TrialState.PRUNED:
+            ax.plot(
+                curve.steps[-1],
+                curve.values[-1],
+                "x",
+                color="dimgray",
+                ms=4,
+                mew=1,
+                gid=f"pruned-{curve.number}",
+            )
+    n_predicted = 0
     for curve in info.curves:
         p = curve.prediction
         if p is None:
             continue
         n_predicted += 1
-        ax.errorbar(
+        # A faint link from where the trial was to what it was predicted to end at.
+        ax.plot(
+            [p.step, p.step],
+            [curve.values[-1], p.mean],
+            ls=":",
+            color="tab:orange",
+            lw=0.8,
+            alpha=0.5,
+            gid=f"link-{curve.number}",
+        )
+        bars = ax.errorbar(
             p.step,
             p.mean,
             yerr=INTERVAL_Z * p.std,
             fmt="D",
             ms=3.5,
             color="tab:orange",
-            ecolor="tab:orange",
             elinewidth=0.9,
             capsize=2,
             alpha=0.8,
             zorder=4,
         )
-    if info.best_number is not None and info.best_value is not None:
-        best = next(c for c in info.curves if c.number == info.best_number)
-        n_complete += 1
-        ax.plot(best.steps, best.values, color="tab:red", lw=2, zorder=5)
-        ax.axhline(info.best_value, color="tab:red", ls="--", lw=1, alpha=0.8, zorder=3)
-
-    # Legend entries once per kind, with counts, rather than once per trial.
-    ax.plot([], [], color="tab:blue", label=f"complete ({n_complete})")
-    if n_running:
-        ax.plot([], [], color="tab:blue", ls=":", label=f"running ({n_running})")
-    if n_pruned:
-        ax.plot([], [], color="tab:gray", marker="x", mec="dimgray", label=f"pruned ({n_pruned})")
-    if n_predicted:
-        ax.errorbar(
-            [], [], yerr=[], fmt="D", ms=3.5, color="tab:orange", capsize=2,
-            label="predicted final value, 90% interval",
-        )  # fmt: skip
+        marker, _, (interval, *_) = bars.lines
+        assert marker is not None
+        marker.set_gid(f"prediction-{curve.number}")
+        interval.set_gid(f"interval-{curve.number}")
     if info.best_value is not None:
-        ax.plot(
-            [], [], color="tab:red", ls="--", label=f"best complete: {info.best_value:.4g} "
-            f"(trial {info.best_number})"
-        )  # fmt: skip
+        ax.axhline(info.best_value, color="tab:red", ls="--", lw=1, alpha=0.8, gid="best")
+
+    # One legend entry per kind of artist, with counts, rather than one per trial.
+    handles = [Line2D([], [], color="tab:blue", label=f"complete ({n_complete})")]
+    if n_running:
+        handles.append(Line2D([], [], color="tab:blue", ls=":", label=f"running ({n_running})"))
+    if n_pruned:
+        handles.append(
+            Line2D(
+                [], [], color="tab:gray", marker="x", mec="dimgray", label=f"pruned ({n_pruned})"
+            )
+        )
+    if n_predicted:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="tab:orange",
+                marker="D",
+                ms=3.5,
+                label=f"predicted final value at pruning, 90% interval ({n_predicted})",
+            )
+        )
+    if info.best_value is not None:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="tab:red",
+                ls="--",
+                label=f"best complete: {info.best_value:.4g} (trial {info.best_number})",
+            )
+        )
     ax.set_title("Learning curves and predicted final values")
     ax.set_xlabel("Step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(info.target_name)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
+    ax.legend(handles=handles, loc="best", fontsize="small")
