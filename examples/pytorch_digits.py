@@ -94,8 +94,11 @@ class StudyResult:
         pruner: The pruner's name (one of :data:`PRUNERS`).
         study: The study.
         epochs: The epochs a trial trains when it is not pruned.
-        wall_time: Seconds the study took.
-        prune_time: Seconds spent inside ``trial.should_prune()``.
+        wall_time: Seconds the first ``n_trials`` trials took.
+        prune_time: Seconds they spent inside ``trial.should_prune()``.
+        n_trials: The trials the counts and the best value are taken over (the first ones);
+            ``None`` for all. Trials run after them, to spend an epoch budget, count only in
+            :meth:`anytime` and :meth:`best_within`.
     """
 
     pruner: str
@@ -103,12 +106,19 @@ class StudyResult:
     epochs: int
     wall_time: float
     prune_time: float = 0.0
+    n_trials: int | None = None
 
     def _trials(self, *states: TrialState) -> list[FrozenTrial]:
-        return self.study.get_trials(deepcopy=False, states=states)
+        first = self.study.get_trials(deepcopy=False)[: self.n_trials]
+        return [t for t in first if t.state in states]
 
     @property
     def n_started(self) -> int:
+        return len(self.study.get_trials(deepcopy=False)[: self.n_trials])
+
+    @property
+    def n_run(self) -> int:
+        """All trials run, those past ``n_trials`` included."""
         return len(self.study.get_trials(deepcopy=False))
 
     @property
@@ -143,7 +153,8 @@ class StudyResult:
         """``(epochs spent, best complete accuracy so far)`` after each finished trial, in the
         order the trials ran (their numbers: the study runs one trial at a time)."""
         spent, best, curve = 0, math.nan, []
-        for t in self._trials(TrialState.COMPLETE, TrialState.PRUNED):
+        states = (TrialState.COMPLETE, TrialState.PRUNED)
+        for t in self.study.get_trials(deepcopy=False, states=states):
             spent += len(t.intermediate_values)
             if t.state == TrialState.COMPLETE and t.value is not None:
                 best = t.value if math.isnan(best) else max(best, t.value)
@@ -155,6 +166,10 @@ class StudyResult:
         (counting every epoch trained before, pruned trials' included); NaN if none did."""
         within = [best for spent, best in self.anytime() if spent <= budget]
         return within[-1] if within else math.nan
+
+    def trials_within(self, budget: int) -> int:
+        """The trials that finished within ``budget`` epochs."""
+        return sum(spent <= budget for spent, _ in self.anytime())
 
 
 def load_data(
@@ -179,7 +194,9 @@ def load_data(
         X, y = load_digits(return_X_y=True)
         images = (X / 16.0).reshape(-1, 1, 8, 8).astype(np.float32)
         if not 0 < train_size < len(images) - N_CLASSES:
-            raise ValueError(f"train_size must be in [1, {len(images) - N_CLASSES}), got {train_size}")
+            raise ValueError(
+                f"train_size must be in [1, {len(images) - N_CLASSES}), got {train_size}"
+            )
         x_tr, x_va, y_tr, y_va = train_test_split(
             images, y, train_size=train_size, stratify=y, random_state=0
         )
@@ -392,13 +409,16 @@ def run_study(
     *,
     n_trials: int,
     epochs: int,
+    budget: int = 0,
     seed: int = 0,
     device: torch.device | str = "cpu",
     storage: str | None = None,
     study_name: str | None = None,
     progress_every: int = 10,
 ) -> StudyResult:
-    """Run one study with the pruner called ``pruner`` and time it."""
+    """Run one study with the pruner called ``pruner`` for ``n_trials`` trials, and on until
+    it has trained ``budget`` epochs (at most ten times ``n_trials`` trials); time the first
+    ``n_trials``."""
     study = optuna.create_study(
         storage=make_storage(storage),
         study_name=study_name,
@@ -407,14 +427,26 @@ def run_study(
         pruner=make_pruner(pruner, epochs, seed),
         load_if_exists=True,
     )
+    n_before = len(study.get_trials(deepcopy=False))
     clock = PruneClock()
     start = time.perf_counter()
+    at_n_trials: list[float] = []
+
+    def stop(study: optuna.Study, trial: FrozenTrial) -> None:
+        trials = study.get_trials(deepcopy=False)[n_before:]
+        if len(trials) == n_trials:
+            at_n_trials.extend([time.perf_counter() - start, clock.seconds])
+        spent = sum(len(t.intermediate_values) for t in trials)
+        if len(trials) >= n_trials and spent >= budget or len(trials) >= 10 * n_trials:
+            study.stop()
+
     study.optimize(
         make_objective(data, epochs, device, seed, clock),
-        n_trials=n_trials,
-        callbacks=[_progress(pruner, progress_every)],
+        n_trials=None,
+        callbacks=[stop, _progress(pruner, progress_every)],
     )
-    return StudyResult(pruner, study, epochs, time.perf_counter() - start, clock.seconds)
+    wall, prune = at_n_trials or (time.perf_counter() - start, clock.seconds)
+    return StudyResult(pruner, study, epochs, wall, prune, n_before + n_trials)
 
 
 def format_summary(result: StudyResult) -> str:
@@ -431,7 +463,8 @@ def format_summary(result: StudyResult) -> str:
         lines.append(f"best accuracy: {best.value:.4f} (trial {best.number})")
         lines.append(f"best params: {params}")
     lines.append(
-        f"wall time: {result.wall_time:.1f} s, of which deciding to prune {result.prune_time:.2f} s"
+        f"wall time: {result.wall_time:.1f} s, "
+        f"of which deciding to prune {result.prune_time:.2f} s"
     )
     return "\n".join(lines)
 
@@ -447,40 +480,47 @@ def format_spread(result: StudyResult) -> str:
     )
 
 
-def budget_epochs(results: Sequence[StudyResult]) -> int:
+def budget_epochs(n_trials: int, epochs: int) -> int:
     """The equal epoch budget: what no pruning spends on half of the trials."""
-    return max(1, max(r.n_started for r in results) // 2) * results[0].epochs
+    return max(1, n_trials // 2) * epochs
 
 
-def format_comparison(results: Sequence[StudyResult]) -> str:
+def format_comparison(results: Sequence[StudyResult], budget: int) -> str:
     """The studies side by side, one row per pruner.
 
-    ``best`` is the best final accuracy after the same number of trials. ``@budget`` is the
-    best final accuracy among the trials that had finished within :func:`budget_epochs`
-    epochs; ``= none`` says whether the study found the best accuracy no pruning found (over
-    all trials), and by how much it missed it. ``prune s`` is the time spent deciding whether
-    to prune, with its share of the wall time.
+    After the same number of trials: ``best`` is the best final accuracy, ``= none`` says
+    whether it is the best no pruning found (or by how much it misses it), ``wall s`` the
+    time those trials took, and ``prune s`` the time spent deciding whether to prune, with
+    its share. At the same epoch budget (each study runs on until it has spent ``budget``
+    epochs): the trials that finished within it and the best final accuracy among them.
     """
-    budget = budget_epochs(results)
     reference = next((r.best_value for r in results if r.pruner == "none"), math.nan)
-    header = (
-        f"{'pruner':<18} {'trials':>6} {'compl':>5} {'pruned':>6} {'epochs':>6} "
-        f"{'saved':>6} {'best':>6} {'= none':>7} {'@budget':>7} {'wall s':>6} {'prune s':>12}"
+    reference_budget = next(
+        (r.best_within(budget) for r in results if r.pruner == "none"), math.nan
     )
-    rows = [header, "-" * len(header)]
+
+    def versus(value: float, ref: float, pruner: str) -> str:
+        if math.isnan(ref) or pruner == "none":
+            return "-"
+        return "yes" if value >= ref else f"{value - ref:+.4f}"
+
+    n = results[0].n_started
+    header = (
+        f"{'':<18} | {f'after {n} trials each':^60} | {f'within {budget} epochs each':^25}\n"
+        f"{'pruner':<18} | {'compl':>5} {'pruned':>6} {'epochs':>6} {'saved':>6} {'best':>6} "
+        f"{'= none':>7} {'wall s':>6} {'prune s':>10} | {'trials':>6} {'best':>6} {'= none':>7}"
+    )
+    width = len(header.splitlines()[1])
+    rows = [header, "-" * width]
     for r in results:
-        if math.isnan(reference) or r.pruner == "none":
-            found = "-"
-        elif r.best_value >= reference:
-            found = "yes"
-        else:
-            found = f"{r.best_value - reference:+.4f}"
         share = r.prune_time / r.wall_time if r.wall_time > 0 else 0.0
+        within = r.best_within(budget)
         rows.append(
-            f"{PRUNER_LABELS.get(r.pruner, r.pruner):<18} {r.n_started:>6} {r.n_complete:>5} "
-            f"{r.n_pruned:>6} {r.epochs_trained:>6} {r.speedup:>5.2f}x {r.best_value:>6.4f} "
-            f"{found:>7} {r.best_within(budget):>7.4f} {r.wall_time:>6.1f} "
-            f"{r.prune_time:>5.1f} ({share:>3.0%})"
+            f"{PRUNER_LABELS.get(r.pruner, r.pruner):<18} | {r.n_complete:>5} {r.n_pruned:>6} "
+            f"{r.epochs_trained:>6} {r.speedup:>5.2f}x {r.best_value:>6.4f} "
+            f"{versus(r.best_value, reference, r.pruner):>7} {r.wall_time:>6.1f} "
+            f"{r.prune_time:>4.1f} ({share:>3.0%}) | {r.trials_within(budget):>6} "
+            f"{within:>6.4f} {versus(within, reference_budget, r.pruner):>7}"
         )
     return "\n".join(rows)
 
@@ -536,7 +576,7 @@ def plot_predictions(result: StudyResult, path: str) -> None:
     plt.close(ax.figure)
 
 
-def write_figures(results: Sequence[StudyResult], out: str) -> list[str]:
+def write_figures(results: Sequence[StudyResult], out: str, budget: int) -> list[str]:
     """Write the figures into ``out`` and return their paths; none if matplotlib is missing."""
     try:
         import matplotlib  # noqa: F401
@@ -551,7 +591,7 @@ def write_figures(results: Sequence[StudyResult], out: str) -> list[str]:
     paths.append(path)
     if len(results) > 1:
         path = os.path.join(out, "anytime.png")
-        plot_anytime(results, path, budget_epochs(results))
+        plot_anytime(results, path, budget)
         paths.append(path)
     return paths
 
@@ -615,6 +655,9 @@ def main(argv: Sequence[str] | None = None) -> list[StudyResult]:
         flush=True,
     )
 
+    # Each study runs on until it has spent this many epochs: a pruner that saves epochs spends
+    # them on more trials, as a user with a fixed compute budget would.
+    budget = budget_epochs(args.n_trials, args.epochs) if len(pruners) > 1 else 0
     results = []
     start = time.perf_counter()
     for name in pruners:
@@ -624,6 +667,7 @@ def main(argv: Sequence[str] | None = None) -> list[StudyResult]:
             data,
             n_trials=args.n_trials,
             epochs=args.epochs,
+            budget=budget,
             seed=args.seed,
             device=device,
             storage=args.storage,
@@ -635,17 +679,16 @@ def main(argv: Sequence[str] | None = None) -> list[StudyResult]:
 
     print(format_spread(results[0]))
     if len(results) > 1:
-        budget = budget_epochs(results)
         print(
-            f"\nThe same {args.n_trials} trials (TPE seed {args.seed}) with each pruner. "
-            f"best: after {args.n_trials} trials; = none: found no pruning's best; "
-            f"@budget: best within {budget} epochs (no pruning's {budget // args.epochs} "
-            f"trials); prune s: time in should_prune.\n"
+            f"\nThe same study (TPE seed {args.seed}) with each pruner, compared after "
+            f"{args.n_trials} trials and within {budget} epochs (what no pruning spends on "
+            f"{budget // args.epochs} trials; each study ran on until it had spent them). "
+            "= none: found no pruning's best? prune s: time in should_prune.\n"
         )
-        print(format_comparison(results))
+        print(format_comparison(results, budget))
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
     if args.out:
-        for path in write_figures(results, args.out):
+        for path in write_figures(results, args.out, budget):
             print(f"figure: {os.path.abspath(path)}")
     return results
 
