@@ -30,11 +30,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 import math
+import multiprocessing
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -631,15 +634,93 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=1,
         help="torch CPU threads (more only slow these small models down)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="studies run at once, one process each (--pruner all); wall times are per study",
+    )
     parser.add_argument("--progress-every", type=int, default=10, help="0: no progress lines")
     return parser.parse_args(argv)
 
 
+def _study_in_process(
+    args: argparse.Namespace,
+    pruner: str,
+    budget: int,
+    storage: str,
+    study_name: str,
+    device: str,
+) -> tuple[float, float, int]:
+    """Run one study in a worker process; return its wall time, pruning time and trials."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if torch.device(device).type == "cpu" and args.threads > 0:
+        torch.set_num_threads(args.threads)
+    data = load_data(args.dataset, device, root=args.data_root, train_size=args.train_size)
+    result = run_study(
+        pruner,
+        data,
+        n_trials=args.n_trials,
+        epochs=args.epochs,
+        budget=budget,
+        seed=args.seed,
+        device=device,
+        storage=storage,
+        study_name=study_name,
+        progress_every=args.progress_every,
+    )
+    assert result.n_trials is not None
+    return result.wall_time, result.prune_time, result.n_trials
+
+
+def _run_in_processes(
+    args: argparse.Namespace,
+    pruners: Sequence[str],
+    budget: int,
+    prefix: str,
+    device: torch.device,
+) -> list[StudyResult]:
+    """Run the studies ``args.jobs`` at a time, one process each, through a storage: a study
+    is single-threaded (more threads only slow these small models down), so two cores run
+    two studies in the time of one. Without ``--storage``, a JournalStorage file per study in
+    a temporary folder."""
+    tmpdir = tempfile.mkdtemp(prefix="optuna-srp-demo-")
+    storages = {
+        name: args.storage or f"journal:{os.path.join(tmpdir, name + '.log')}" for name in pruners
+    }
+    # Longest first (no pruning, then SRPPruner): the short studies fill in behind them.
+    order = sorted(pruners, key=lambda name: name not in ("none", "srp"))
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: safe with torch, CUDA
+    with ProcessPoolExecutor(min(args.jobs, len(pruners)), mp_context=context) as pool:
+        futures = {
+            name: pool.submit(
+                _study_in_process,
+                args,
+                name,
+                budget,
+                storages[name],
+                f"{prefix}-{name}",
+                str(device),
+            )
+            for name in order
+        }
+        timings = {name: future.result() for name, future in futures.items()}
+    results = []
+    for name in pruners:
+        wall, prune, n_trials = timings[name]
+        study = optuna.load_study(
+            study_name=f"{prefix}-{name}", storage=make_storage(storages[name])
+        )
+        results.append(StudyResult(name, study, args.epochs, wall, prune, n_trials))
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> list[StudyResult]:
     args = parse_args(argv)
-    if args.n_trials < 1 or args.epochs < 1:
+    if args.n_trials < 1 or args.epochs < 1 or args.jobs < 1:
         raise SystemExit(
-            f"--n-trials and --epochs must be positive, got {args.n_trials} and {args.epochs}"
+            "--n-trials, --epochs and --jobs must be positive, got "
+            f"{args.n_trials}, {args.epochs} and {args.jobs}"
         )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -658,24 +739,28 @@ def main(argv: Sequence[str] | None = None) -> list[StudyResult]:
     # Each study runs on until it has spent this many epochs: a pruner that saves epochs spends
     # them on more trials, as a user with a fixed compute budget would.
     budget = budget_epochs(args.n_trials, args.epochs) if len(pruners) > 1 else 0
-    results = []
+    prefix = args.study_name or f"pytorch-{args.dataset}"
     start = time.perf_counter()
-    for name in pruners:
-        prefix = args.study_name or f"pytorch-{args.dataset}"
-        result = run_study(
-            name,
-            data,
-            n_trials=args.n_trials,
-            epochs=args.epochs,
-            budget=budget,
-            seed=args.seed,
-            device=device,
-            storage=args.storage,
-            study_name=f"{prefix}-{name}",
-            progress_every=args.progress_every,
-        )
+    if args.jobs > 1 and len(pruners) > 1:
+        results = _run_in_processes(args, pruners, budget, prefix, device)
+    else:
+        results = []
+        for name in pruners:
+            result = run_study(
+                name,
+                data,
+                n_trials=args.n_trials,
+                epochs=args.epochs,
+                budget=budget,
+                seed=args.seed,
+                device=device,
+                storage=args.storage,
+                study_name=f"{prefix}-{name}",
+                progress_every=args.progress_every,
+            )
+            results.append(result)
+    for result in results:
         print(f"\n{format_summary(result)}\n", flush=True)
-        results.append(result)
 
     print(format_spread(results[0]))
     if len(results) > 1:
