@@ -13,20 +13,23 @@ from optuna.trial import TrialState
 import pytest
 
 from optuna_srp import SRPPruner
+from optuna_srp.visualization import plot_predictions as plotly_predictions
+from optuna_srp.visualization.matplotlib import plot_predictions
 from tests._synthetic import add_complete_trials
 from tests._synthetic import curve
 from tests._synthetic import N_STEPS
 
 
-matplotlib = pytest.importorskip("matplotlib", reason="the plots need matplotlib")
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from optuna_srp.visualization.matplotlib import plot_predictions  # noqa: E402
-
-
 @pytest.fixture(autouse=True)
-def _close_figures() -> Iterator[None]:
+def _close_figures(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "plotly" in request.node.name:
+        pytest.importorskip("plotly", reason="the Plotly variant needs plotly")
+        yield
+        return
+    matplotlib = pytest.importorskip("matplotlib", reason="the plots need matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     yield
     plt.close("all")
 
@@ -167,3 +170,45 @@ def test_missing_matplotlib_says_how_to_install_it(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match="pip install matplotlib"):
         plot_predictions(optuna.create_study())
+
+
+def _traces(fig: object, prefix: str) -> list[object]:
+    return [t for t in fig.data if (t.uid or "").startswith(prefix)]  # type: ignore[attr-defined]
+
+
+def test_plotly_draws_the_same_curves_markers_and_predictions(srp_study: optuna.Study) -> None:
+    fig = plotly_predictions(srp_study, target_name="accuracy")
+    trials = srp_study.get_trials(deepcopy=False)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert {t.uid for t in _traces(fig, "trial-")} == {f"trial-{t.number}" for t in trials}
+    assert {t.uid for t in _traces(fig, "pruned-")} == {f"pruned-{t.number}" for t in pruned}
+    predictions = {t.uid: t for t in _traces(fig, "prediction-")}
+    assert set(predictions) == {f"prediction-{t.number}" for t in pruned}
+    for t in pruned:
+        trace = predictions[f"prediction-{t.number}"]
+        assert trace.x == (t.last_step,)
+        assert trace.y[0] == pytest.approx(t.user_attrs["srp:predicted_value"])
+        assert trace.error_y.value == pytest.approx(1.645 * t.user_attrs["srp:predicted_std"])
+        assert t.user_attrs["srp:reason"] in trace.hovertemplate
+    # One legend entry per kind, not per trial.
+    names = [t.name for t in fig.data if t.showlegend]
+    assert len(names) == len(set(names))
+    assert "pruned" in names
+    assert fig.layout.yaxis.title.text == "accuracy"
+    assert fig.layout.shapes[0].y0 == srp_study.best_value
+
+
+def test_plotly_without_srp_attributes_and_minimize() -> None:
+    study = optuna.create_study(direction="minimize")
+    add_complete_trials(study, 5)
+    fig = plotly_predictions(study)
+    assert len(_traces(fig, "trial-")) == 5 and _traces(fig, "prediction-") == []
+    assert fig.layout.shapes[0].y0 == study.best_value == min(t.value for t in study.trials)
+    with pytest.raises(ValueError, match="single-objective"):
+        plotly_predictions(optuna.create_study(directions=["minimize", "maximize"]))
+
+
+def test_plotly_missing_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    with pytest.raises(ImportError, match="pip install plotly"):
+        plotly_predictions(optuna.create_study())
