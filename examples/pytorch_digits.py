@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import math
 import multiprocessing
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -547,11 +548,14 @@ def plot_anytime(results: Sequence[StudyResult], path: str, budget: int | None =
         ax.plot(spent[-1], best[-1], "o", color=ax.lines[-1].get_color(), ms=4)
     if budget is not None:
         ax.axvline(budget, color="0.6", ls="--", lw=1, label=f"budget ({budget} epochs)")
-    finals = [r.best_value for r in results if not math.isnan(r.best_value)]
-    firsts = [b for r in results for _, b in r.anytime() if not math.isnan(b)]
-    if finals and firsts:
-        top = max(finals)
-        low = max(min(firsts), top - 0.15)
+    values = [b for r in results for _, b in r.anytime() if not math.isnan(b)]
+    # From where the studies stand after half the budget: the first trials' jumps
+    # would squeeze the differences that matter into the top of the figure.
+    early = [r.best_within(budget // 2) for r in results] if budget else []
+    early = [v for v in early if not math.isnan(v)]
+    if values:
+        top = max(values)
+        low = max(min(early or values), top - 0.15)
         ax.set_ylim(low - 0.005, top + 0.005 + 0.02 * (top - low))
     ax.set_xlabel("epochs trained (all trials so far)")
     ax.set_ylabel("best validation accuracy so far")
@@ -708,10 +712,16 @@ def _run_in_processes(
     results = []
     for name in pruners:
         wall, prune, n_trials = timings[name]
-        study = optuna.load_study(
-            study_name=f"{prefix}-{name}", storage=make_storage(storages[name])
-        )
+        storage = make_storage(storages[name])
+        if args.storage is None:  # back into memory, as without --jobs, and no files left
+            memory = optuna.storages.InMemoryStorage()
+            optuna.copy_study(
+                from_study_name=f"{prefix}-{name}", from_storage=storage, to_storage=memory
+            )
+            storage = memory
+        study = optuna.load_study(study_name=f"{prefix}-{name}", storage=storage)
         results.append(StudyResult(name, study, args.epochs, wall, prune, n_trials))
+    shutil.rmtree(tmpdir, ignore_errors=True)
     return results
 
 
