@@ -103,8 +103,10 @@ class SRPPruner(BasePruner):
     value better than the best complete trial is never pruned. Non-finite reported values
     (NaN, ±inf) are read as a diverged run, i.e. as the worst value seen at that step.
 
-    Once a model is used for a trial, the prediction is stored in the trial's user attributes
-    ``srp:predicted_value``, ``srp:predicted_std``, ``srp:probability`` and ``srp:step``.
+    When a model's decision about a trial differs from the last one stored, it is stored in the
+    trial's user attributes: ``srp:decision`` (e.g. ``pruned:model``, ``kept:median``),
+    ``srp:reason`` (one line for optuna-dashboard) and the prediction, ``srp:predicted_value``,
+    ``srp:predicted_std``, ``srp:probability`` and ``srp:step``.
 
     Example:
 
@@ -590,15 +592,6 @@ class SRPPruner(BasePruner):
         the one that made it. A trial's attributes change only when its decision does, so a
         study on a shared database is not loaded by a write per check.
         """
-        sign = _sign(study)
-        attrs = {
-            "decision": decision.decision,
-            "reason": decision.reason(sign),
-            "predicted_value": _round(decision.mean * sign),
-            "predicted_std": _round(decision.std),
-            "probability": _round(decision.probability),
-            "step": int(decision.checkpoint),
-        }
         cache_key = (study.study_name, trial.number)
         with self._lock:
             written = self._written_attrs.pop(cache_key, None)
@@ -609,6 +602,15 @@ class SRPPruner(BasePruner):
                 self._written_attrs.popitem(last=False)
         if written.get(ATTR_PREFIX + "decision") == decision.decision:
             return
+        sign = _sign(study)
+        attrs = {
+            "decision": decision.decision,
+            "reason": decision.reason(sign),
+            "predicted_value": _round(decision.mean * sign),
+            "predicted_std": _round(decision.std),
+            "probability": _round(decision.probability),
+            "step": int(decision.checkpoint),
+        }
         for name, value in attrs.items():
             key = ATTR_PREFIX + name
             if written.get(key) != value:
