@@ -19,7 +19,9 @@ Usage::
 ``--pruner all`` (the default) runs the same study, the same sampler seed and the same
 per-trial torch seeds, with no pruning, MedianPruner, SuccessiveHalvingPruner,
 HyperbandPruner and SRPPruner, and compares them twice: after the same number of trials, and
-at the same epoch budget (the epochs no pruning spends on half the trials). It writes the
+at the same epoch budget (the epochs no pruning spends on half the trials; each study runs on
+until it has spent them, so a pruner that saves epochs buys more trials). Two studies run at
+once by default (``--jobs``), each in its own process. It writes the
 SRP study's learning curves with the predictions (``predictions.png``) and the best accuracy
 found against the epochs spent, one line per pruner (``anytime.png``), into ``--out``.
 A GPU is used when one is present.
