@@ -25,16 +25,23 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 # A config that learns digits within an epoch or two, and two that barely learn in a few.
 GOOD: dict[str, Any] = {
-    "n_conv_layers": 1,
-    "filters": 16,
-    "kernel_size": 3,
+    "depth": 1,
+    "width": 16,
     "dropout": 0.1,
     "optimizer": "Adam",
     "lr": 3e-3,
-    "batch_size": 64,
+    "weight_decay": 1e-5,
+    "schedule": "cosine",
+    "batch_size": 32,
 }
-SLOW_SGD: dict[str, Any] = {**GOOD, "optimizer": "SGD", "lr": 1e-4, "batch_size": 128}
-SLOW_ADAM: dict[str, Any] = {**GOOD, "lr": 1e-4, "batch_size": 128, "n_conv_layers": 2}
+SLOW_SGD: dict[str, Any] = {
+    **GOOD,
+    "optimizer": "SGD",
+    "lr": 1e-5,
+    "momentum": 0.0,
+    "batch_size": 128,
+}
+SLOW_ADAM: dict[str, Any] = {**GOOD, "lr": 1e-5, "batch_size": 128, "depth": 2}
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +83,10 @@ def test_srp_prunes_real_training(example: ModuleType) -> None:
         pruner=SRPPruner(n_startup_trials=4, seed=0),
     )
     # Start-up: good and slow configs complete, so that the model sees both kinds of curve.
-    for params in (GOOD, SLOW_SGD, {**GOOD, "lr": 1e-2, "filters": 8}, SLOW_ADAM):
+    for params in (GOOD, SLOW_SGD, {**GOOD, "lr": 1e-2, "width": 8}, SLOW_ADAM):
         study.enqueue_trial(params)
     # Then slow ones again, with small changes: the pruner should stop them early.
-    for lr in (1.2e-4, 1.5e-4, 1e-4):
+    for lr in (1.2e-5, 1.5e-5, 1e-5):
         study.enqueue_trial({**SLOW_SGD, "lr": lr})
     study.enqueue_trial({**GOOD, "dropout": 0.2})
     study.optimize(example.make_objective(data, epochs), n_trials=8)
@@ -94,35 +101,51 @@ def test_srp_prunes_real_training(example: ModuleType) -> None:
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert len(pruned) >= 1, [(t.state, t.user_attrs) for t in trials]
     for t in pruned:
-        assert t.params["optimizer"] == SLOW_SGD["optimizer"] and t.params["lr"] < 2e-4
+        assert t.params["optimizer"] == SLOW_SGD["optimizer"] and t.params["lr"] < 2e-5
         assert len(t.intermediate_values) < epochs
         assert t.user_attrs["srp:probability"] < 0.2
+        assert t.user_attrs["srp:decision"].startswith("pruned:")
+        assert t.user_attrs["srp:reason"].startswith(f"pruned at step {t.last_step}: ")
     assert study.best_trial.state == TrialState.COMPLETE
-    assert study.best_value > 0.9
+    assert study.best_value > 0.8
     assert trials[-1].state == TrialState.COMPLETE  # a good config is kept
+    assert trials[-1].user_attrs["srp:decision"].startswith("kept:")
 
 
 def test_pruner_all_prints_a_comparison(
     example: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plot = tmp_path / "curves.png"
-    argv = ["--pruner", "all", "--n-trials", "4", "--epochs", "3", "--progress-every", "0"]
-    results = example.main([*argv, "--plot", str(plot)])
+    """The demo, reduced: 12 trials of 4 epochs; SRPPruner decides from the 11th trial on."""
+    n_trials, epochs = 12, 4
+    argv = ["--n-trials", str(n_trials), "--epochs", str(epochs), "--progress-every", "0"]
+    results = example.main([*argv, "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
 
-    assert [r.pruner for r in results] == ["srp", "none", "median", "hyperband"]
+    assert [r.pruner for r in results] == ["none", "median", "halving", "hyperband", "srp"]
+    budget = n_trials // 2 * epochs
     for r in results:
-        assert r.n_complete + r.n_pruned == 4
-        assert r.epochs_trained <= r.epochs_without_pruning == 4 * 3
-    none = results[1]
-    assert none.n_pruned == 0 and none.epochs_trained == 12
-    table = out[out.index("Same study") :].splitlines()
-    assert "speedup" in table[2] and "best acc" in table[2]
-    for name in ("srp", "none", "median", "hyperband"):
-        assert any(line.startswith(name) for line in table)
-    assert out.count("epochs trained:") == 4
+        assert r.n_complete + r.n_pruned == n_trials  # the equal-trial comparison
+        assert r.epochs_trained <= r.epochs_without_pruning == n_trials * epochs
+        assert r.n_run >= n_trials and r.anytime()[-1][0] >= budget  # ran on to the budget
+        assert r.wall_time > 0 and 0 <= r.prune_time < r.wall_time
+    none, *_, srp = results
+    assert none.n_pruned == 0 and none.epochs_trained == n_trials * epochs
+    assert none.n_run == n_trials  # no pruning spends the budget within the first trials
+    decided = [t for t in srp.study.trials if "srp:decision" in t.user_attrs]
+    assert decided and min(t.number for t in decided) >= 10  # after the 10 start-up trials
+
+    assert "final accuracy over 12 complete configurations: best " in out and "median" in out
+    table = out[out.index("The same study") :].splitlines()
+    assert any(f"after {n_trials} trials each" in line for line in table)
+    assert any(f"within {budget} epochs each" in line for line in table)
+    for label in ("no pruning", "MedianPruner", "SuccessiveHalving", "Hyperband", "SRPPruner"):
+        assert any(line.startswith(label) for line in table), label
+    assert out.count("epochs trained:") == 5
     if importlib.util.find_spec("matplotlib") is not None:
-        assert plot.stat().st_size > 0
+        for name in ("predictions.png", "anytime.png"):
+            path = tmp_path / "out" / name
+            assert path.stat().st_size > 10_000
+            assert f"figure: {path}" in out
 
 
 def test_distributed_workers_share_one_study(tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ class _StudyState:
     finished_curves: dict[_TrialKey, _Curve] = field(default_factory=dict)
     # The attributes last written per trial: the FrozenTrial handed to prune() is a
     # process-local copy that does not see our own writes.
-    written_attrs: OrderedDict[_TrialKey, dict[str, float]] = field(default_factory=OrderedDict)
+    written_attrs: OrderedDict[_TrialKey, dict[str, object]] = field(default_factory=OrderedDict)
     warned: set[str] = field(default_factory=set)
 
 
@@ -176,8 +176,10 @@ class SRPPruner(BasePruner):
     ``n_startup_trials``, a running one is not pruned at that step, and one
     :class:`RuntimeWarning` per study names the trial and the error.
 
-    Once a model is used for a trial, the prediction is stored in the trial's user attributes
-    ``srp:predicted_value``, ``srp:predicted_std``, ``srp:probability`` and ``srp:step``.
+    When a model's decision about a trial differs from the last one stored, it is stored in the
+    trial's user attributes: ``srp:decision`` (e.g. ``pruned:model``, ``kept:median``),
+    ``srp:reason`` (one line for optuna-dashboard) and the prediction, ``srp:predicted_value``,
+    ``srp:predicted_std``, ``srp:probability`` and ``srp:step``.
 
     Example:
 
@@ -402,26 +404,58 @@ class SRPPruner(BasePruner):
                 return self._wrapped_pruner.prune(study, trial)
             return False
         mean, std, probability, decision_step, fit = prediction
-        self._write_attrs(study, state, trial, mean, std, probability, decision_step)
+        decision = self._decide(study, state, fit, trial, probability, decision_step)
+        self._write_attrs(
+            study,
+            state,
+            trial,
+            _Decision(decision, mean, std, probability, decision_step, step, fit),
+        )
+        return decision.startswith("pruned")
+
+    def _decide(
+        self,
+        study: Study,
+        state: _StudyState,
+        fit: _Fit,
+        trial: FrozenTrial,
+        probability: float,
+        decision_step: int,
+    ) -> str:
+        """The decision rule: ``"pruned:<rule>"`` or ``"kept:<rule>"`` (the rule that decided).
+
+        Prune when the chance of beating the best complete trial is below ``threshold`` (a
+        laggard's below ``laggard_threshold``), both scaled down over the first tenth of the
+        curve, unless the median rule keeps the trial, it ranks among the best at its step,
+        it is level with the incumbent, or the complete trials end here.
+        """
+        step = trial.last_step
+        assert step is not None
         sign = _sign(study)
         if fit.end_step is not None and step >= fit.end_step:
-            return False  # where the complete trials end, stopping saves nothing
+            return "kept:end"  # where the complete trials end, stopping saves nothing
         if _level_with_incumbent(fit, trial, step, sign):
-            return False
+            return "kept:incumbent"
+        if _reached(trial, sign, fit.best_final):
+            return "kept:reached-best"  # what made the probability 1, whatever the prediction
         scale = self._early_scale(fit, decision_step)
-        if probability >= self._threshold * scale and not (
-            probability < self._laggard_threshold * scale**2
-            and self._is_laggard(fit, trial, step, sign)
+        if probability < self._threshold * scale:
+            decision = "pruned:model"
+        elif probability < self._laggard_threshold * scale**2 and self._is_laggard(
+            fit, trial, step, sign
         ):
-            return False
+            decision = "pruned:laggard"
+        else:
+            return "kept:model"
         # The guard holds for laggards too: with laggard_fraction above one half, a laggard
         # can be above the median.
         if self._median_guard and not self._below_complete_quantile(fit, trial, step, sign, 0.5):
-            return False
+            return "kept:median"
         if self._keep_top_fraction > 0.0:
             trials = study.get_trials(deepcopy=False)
-            return not self._ranks_in_top(state, trials, trial, step, sign)
-        return True
+            if self._ranks_in_top(state, trials, trial, step, sign):
+                return "kept:top"
+        return decision
 
     def predict(self, study: Study, trial: FrozenTrial) -> tuple[float, float] | None:
         """Predict the final value of a running trial.
@@ -833,22 +867,14 @@ class SRPPruner(BasePruner):
         return (base * 1_000_003 + len(numbers) * 7919 + sum(numbers)) % 2**32
 
     def _write_attrs(
-        self,
-        study: Study,
-        state: _StudyState,
-        trial: FrozenTrial,
-        mean: float,
-        std: float,
-        probability: float,
-        step: int,
+        self, study: Study, state: _StudyState, trial: FrozenTrial, decision: _Decision
     ) -> None:
-        sign = _sign(study)
-        attrs = {
-            "predicted_value": _round(mean * sign),
-            "predicted_std": _round(std),
-            "probability": _round(probability),
-            "step": int(step),
-        }
+        """Store the decision, why, and the prediction it rests on, when the decision changed.
+
+        One check's attributes are written together, so the prediction beside a decision is
+        the one that made it. A trial's attributes change only when its decision does, so a
+        study on a shared database is not loaded by a write per check.
+        """
         cache_key = (trial.number, trial.datetime_start)
         with self._lock:
             written = state.written_attrs.pop(cache_key, None)
@@ -857,6 +883,17 @@ class SRPPruner(BasePruner):
             state.written_attrs[cache_key] = written
             while len(state.written_attrs) > _MAX_REMEMBERED_TRIALS:
                 state.written_attrs.popitem(last=False)
+        if written.get(ATTR_PREFIX + "decision") == decision.decision:
+            return
+        sign = _sign(study)
+        attrs = {
+            "decision": decision.decision,
+            "reason": decision.reason(sign),
+            "predicted_value": _round(decision.mean * sign),
+            "predicted_std": _round(decision.std),
+            "probability": _round(decision.probability),
+            "step": int(decision.checkpoint),
+        }
         for name, value in attrs.items():
             key = ATTR_PREFIX + name
             if written.get(key) != value:
@@ -865,6 +902,57 @@ class SRPPruner(BasePruner):
                 except _UpdateFinishedTrialError:
                     return  # another worker (e.g. a heartbeat check) has finished the trial
                 written[key] = value
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What :meth:`SRPPruner.prune` decided about a trial at one check, and on what evidence."""
+
+    decision: str  # "pruned:<rule>" or "kept:<rule>"
+    mean: float  # higher is better
+    std: float
+    probability: float
+    checkpoint: int  # the step whose model was used
+    step: int  # the trial's step
+    fit: _Fit
+
+    def reason(self, sign: float) -> str:
+        """One line a user reads on optuna-dashboard, in the study's units."""
+        predicted = f"predicted {_fmt(self.mean * sign)} ± {self.std:.2g}"
+        chance = (
+            f"chance to beat the best ({_fmt(self.fit.best_final * sign)}) "
+            f"{_fmt_probability(self.probability)}"
+        )
+        verb, rule = self.decision.split(":", 1)
+        head = f"{verb} at step {self.step}: "
+        if rule == "model":
+            return f"{head}{predicted}, {chance}"
+        if rule == "laggard":
+            return f"{head}behind most complete trials at this step; {predicted}, {chance}"
+        if rule == "median":
+            return f"{head}{predicted}, {chance}, but above the complete trials' median here"
+        if rule == "top":
+            return f"{head}{predicted}, {chance}, but among the best trials at this step"
+        if rule == "end":
+            return f"{head}the complete trials end here, stopping saves nothing; {predicted}"
+        best = _fmt(self.fit.best_final * sign)
+        if rule == "reached-best":
+            return f"{head}has already reached the best complete value ({best}); {predicted}"
+        return f"{head}level with the best complete trial ({best}) at this step; {predicted}"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _fmt_probability(p: float) -> str:
+    return f"{p:.1%}" if p >= 0.001 else "< 0.1%"
+
+
+def _reached(trial: FrozenTrial, sign: float, best_final: float) -> bool:
+    """Whether a finite value the trial reported is at least the best complete final value."""
+    values = [sign * v for v in trial.intermediate_values.values() if math.isfinite(v)]
+    return max(values, default=-math.inf) >= best_final
 
 
 def _usable_source_trials(

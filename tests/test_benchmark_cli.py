@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
+import urllib.request
 
 import numpy as np
 import pytest
@@ -119,3 +121,55 @@ def test_shared_curves_replay(tmp_path: Path) -> None:
     assert rows["nop"]["speedup"] == 1.0 and rows["nop"]["hit"]
     assert rows["nop"]["epochs_full"] == 40 * 59
     assert rows["median"]["speedup"] > 1.5
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return dict(sub.choices)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", ["replay", "predict", "report", "fetch", "cost", "soak"])
+def test_help_describes_every_option_with_its_default(command: str) -> None:
+    parsers = _subparsers()
+    if command not in parsers:
+        pytest.skip(f"{command} is not registered here")
+    parser = parsers[command]
+    text = parser.format_help()
+    assert "``" not in text and ":class:" not in text  # no leftover reST
+    assert parser.description and len(parser.description) > 40
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = action.option_strings[0] if action.option_strings else action.dest
+        assert action.help, f"{command} {name} has no help"
+        flag = action.nargs == 0
+        if action.option_strings and not flag:
+            assert "default" in action.help or action.required, (command, name, action.help)
+
+
+def test_fetch_checks_every_name_before_downloading(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("fetch went to the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    # A valid name first: it must not be downloaded while a later one is wrong.
+    argv = ["fetch", "accelerating_nas:lstm_ptb", "lcbench:no-such-task", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "'no-such-task'" in err
+    assert "blood-transfusion-service-center" in err  # the valid names are listed
+
+    assert main(["fetch", "openml:adult", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "'openml:adult'" in err and "accelerating_nas, taskset, lcbench" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_help_lists_the_valid_names() -> None:
+    text = "".join(_subparsers()["fetch"].format_help().split())  # wrapped at hyphens too
+    for name in ("lstm_ptb", "deep_resnets_cifar10", "car", "blood-transfusion-service-center"):
+        assert name in text
+    assert "FixedTextRNNClassification_imdb_patch32_GRU128_bs128" in text

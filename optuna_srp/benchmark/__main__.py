@@ -57,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         if module is None:
             continue
-        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or "").split("\n")[0])
+        # DESCRIPTION and EPILOG: plain text for --help (the module docstrings are reST).
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=getattr(module, "DESCRIPTION", help_text),
+            epilog=getattr(module, "EPILOG", None),
+        )
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

@@ -87,6 +87,13 @@ class CostRow:
     build_s: float
 
 
+DESCRIPTION = (
+    "Measure what the pruner costs as a study grows, on synthetic curves: seconds per refit, "
+    "milliseconds and storage writes per should_prune call, memory; in memory and on a "
+    "SQLite file, beside Optuna's MedianPruner and HyperbandPruner."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--n-complete", type=int, nargs="+", default=[100, 1000, 10000], metavar="N",
@@ -113,10 +120,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--srp-kwargs", type=json.loads, default={}, metavar="JSON",
         help='SRPPruner arguments, e.g. \'{"max_train_trials": 150}\' (default: none)',
     )  # fmt: skip
-    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic curves")
-    parser.add_argument("--json", metavar="PATH", help="append one JSON line per row here")
-    parser.add_argument("--markdown", metavar="PATH", help="write the table here too")
+    parser.add_argument(
+        "--no-memory", action="store_true", help="skip the tracemalloc pass (default: run it)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic curves (default: 0)"
+    )
+    parser.add_argument(
+        "--json", metavar="PATH", help="append one JSON line per row here (default: none)"
+    )
+    parser.add_argument(
+        "--markdown", metavar="PATH", help="write the table here too (default: print only)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -59,14 +59,52 @@ _Z90 = float(stats.norm.ppf(0.95))
 _BAD_SIDE_CLIP = 3.0
 
 
+DESCRIPTION = (
+    "Score SRPPruner's model layer on recorded curves: train on n_train complete curves, "
+    "predict the others' final values from the first fraction of their curves, and report "
+    "R², rank correlations, interval coverage and fit time per (corpus, n_train, fraction, "
+    "method), averaged over random splits. Get corpora with the fetch command."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``predict`` options to ``parser``."""
     parser.add_argument("corpora", nargs="+", help="corpus files (.jsonl.gz) or folders of them")
-    parser.add_argument("--n-train", type=int, nargs="+", default=list(N_TRAIN))
-    parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
-    parser.add_argument("--seeds", type=int, default=3, help="random splits (seeds 0..k-1)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--out", type=Path, default=None, help="folder for results.jsonl")
+    parser.add_argument(
+        "--n-train",
+        type=int,
+        nargs="+",
+        default=list(N_TRAIN),
+        metavar="N",
+        help="numbers of complete training curves (default: " + " ".join(map(str, N_TRAIN)) + ")",
+    )
+    parser.add_argument(
+        "--fractions",
+        type=float,
+        nargs="+",
+        default=list(FRACTIONS),
+        metavar="F",
+        help="fractions of each test curve seen before predicting (default: "
+        + " ".join(map(str, FRACTIONS))
+        + ")",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="random splits, seeds 0..k-1 (default: 3)"
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        choices=METHODS,
+        help="srm: SRPPruner's ensemble, last: the last value seen, ols: least squares, "
+        "rf: random forest (default: all)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for results.jsonl and summary.md (default: none, print only)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress messages")
 
 

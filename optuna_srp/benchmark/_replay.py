@@ -65,6 +65,14 @@ _SLOW_CALL_MIN_S = 0.005
 _STATE_CODES = {TrialState.COMPLETE: "C", TrialState.PRUNED: "P", TrialState.FAIL: "F"}
 
 
+DESCRIPTION = (
+    "Replay real Optuna studies (TPE sampler) over recorded learning curves: each trial is a "
+    "recorded configuration whose curve is reported step by step, and each pruner decides as "
+    "in a live study. One row per (corpus, pruner, ordering): epochs saved, whether the best "
+    "configuration was kept. Get corpora with the fetch command."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``replay`` options to ``parser``."""
     parser.add_argument("corpora", nargs="+", help="corpus files (.jsonl.gz) or folders of them")
@@ -76,19 +84,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pruners: " + ", ".join(PRUNER_NAMES) + "; SRP variants as "
         "srp:threshold=0.05,n_startup_trials=20 (default: all)",
     )
-    parser.add_argument("--orderings", type=int, default=5, help="random orderings (seeds 0..k-1)")
+    parser.add_argument(
+        "--orderings", type=int, default=5, help="random orderings, seeds 0..k-1 (default: 5)"
+    )
     parser.add_argument(
         "--first-ordering",
         type=int,
         default=0,
         help="seed of the first ordering (e.g. 5 with --orderings 5 replays seeds 5..9, "
-        "held out from choices made on 0..4)",
+        "held out from choices made on 0..4; default: 0)",
     )
     parser.add_argument(
-        "--n-trials", type=int, default=None, help="replay the first N configs of each ordering"
+        "--n-trials",
+        type=int,
+        default=None,
+        help="replay the first N configs of each ordering (default: all)",
     )
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--out", type=Path, default=None, help="folder for results and plots")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for results.jsonl, summary.md and plots (default: none, print only)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

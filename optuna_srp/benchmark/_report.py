@@ -22,19 +22,30 @@ from optuna_srp.benchmark._corpus import load_corpus
 from optuna_srp.benchmark._pruners import PRUNER_NAMES
 
 
+DESCRIPTION = (
+    "Render markdown tables (and optionally plots) from the results.jsonl files that replay "
+    "and predict write, e.g. to compare runs made at different times."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``report`` options to ``parser``."""
     parser.add_argument(
         "results", nargs="+", type=Path, help="results.jsonl files of replay and/or predict"
     )
-    parser.add_argument("--out", type=Path, default=None, help="write the markdown here")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="write the markdown here (default: print it)"
+    )
     parser.add_argument(
         "--compact",
         action="store_true",
-        help="also a corpus x pruner table of speedup / hit rate / top-5 completed",
+        help="also a corpus x pruner table of speedup / hit rate / top-5 completed (default: off)",
     )
     parser.add_argument(
-        "--plots", type=Path, default=None, help="draw replay plots in this folder"
+        "--plots",
+        type=Path,
+        default=None,
+        help="draw replay plots in this folder (default: no plots)",
     )
 
 

@@ -520,33 +520,49 @@ def _soak_one(job: tuple[int, int, int, bool]) -> _Result:
     return result
 
 
+DESCRIPTION = (
+    "Soak test: run SRPPruner on many randomly generated, deliberately hostile studies "
+    "(NaN and infinite values, irregular steps, failed trials, extreme scales) and report any "
+    "crash, warning storm or irreproducible decision."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the soak command's arguments to ``parser``."""
-    parser.add_argument("--n-studies", type=int, default=10_000, help="studies to generate")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generator")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--n-studies", type=int, default=10_000, help="studies to generate (default: 10000)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generator (default: 0)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
     parser.add_argument(
         "--repro-every",
         type=int,
         default=10,
-        help="replay every k-th study with a fresh pruner to check reproducibility (0: never)",
+        help="replay every k-th study with a fresh pruner to check reproducibility "
+        "(0: never; default: 10)",
     )
     parser.add_argument(
         "--no-extreme",
         dest="extreme",
         action="store_false",
-        help="keep curves within ±1e18 (no values whose squares overflow float64)",
+        help="keep curves within ±1e18, no values whose squares overflow float64 (default: off)",
     )
     parser.add_argument(
-        "--progress", type=int, default=1000, help="print progress every this many studies"
+        "--progress",
+        type=int,
+        default=1000,
+        help="print progress every this many studies (default: 1000)",
     )
     parser.add_argument(
         "--time-limit",
         type=float,
         default=0.0,
-        help="stop after this many seconds and report the studies run so far (0: no limit)",
+        help="stop after this many seconds and report the studies run so far "
+        "(0: no limit; default: 0)",
     )
-    parser.add_argument("--show", type=int, default=3, help="how many failures to print in full")
+    parser.add_argument(
+        "--show", type=int, default=3, help="how many failures to print in full (default: 3)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -71,19 +71,114 @@ _CATEGORICAL_MAX_CHOICES = 5
 RawCorpus = tuple[dict[str, Any], list[dict[str, Any]]]
 
 
+# The names each source has: checked before anything is downloaded.
+ACCELERATING_NAS_NAMES = (
+    "metaqnn_cifar10",
+    "metaqnn_svhn",
+    "deep_resnets_cifar10",
+    "deep_resnets_tinyimagenet",
+    "lstm_ptb",
+    "alexnet_imagenet",
+)
+TASKSET_TASKS = tuple(
+    f"FixedTextRNNClassification_imdb_{name}"
+    for name in (
+        "patch128_LSTM128_avg_bs64",
+        "patch128_LSTM128_bs64",
+        "patch128_LSTM128_embed128_bs64",
+        "patch32_GRU128_bs128",
+        "patch32_GRU64_avg_bs128",
+        "patch32_IRNN64_relu_avg_bs128",
+        "patch32_IRNN64_relu_last_bs128",
+        "patch32_LSTM128_E128_bs128",
+        "patch32_LSTM128_bs128",
+        "patch32_VRNN128_tanh_bs128",
+        "patch32_VRNN64_relu_avg_bs128",
+        "patch32_VRNN64_tanh_avg_bs128",
+    )
+)
+LCBENCH_TASKS = (
+    "APSFailure", "Amazon_employee_access", "Australian", "Fashion-MNIST",
+    "KDDCup09_appetency", "MiniBooNE", "adult", "airlines", "albert", "bank-marketing",
+    "blood-transfusion-service-center", "car", "christine", "cnae-9", "connect-4",
+    "covertype", "credit-g", "dionis", "fabert", "helena", "higgs", "jannis", "jasmine",
+    "jungle_chess_2pcs_raw_endgame_complete", "kc1", "kr-vs-kp", "mfeat-factors", "nomao",
+    "numerai28.6", "phoneme", "segment", "shuttle", "sylvine", "vehicle", "volkert",
+)  # fmt: skip
+SOURCE_NAMES = {
+    "accelerating_nas": ACCELERATING_NAS_NAMES,
+    "taskset": TASKSET_TASKS,
+    "lcbench": LCBENCH_TASKS,
+    "lcbench_balanced": LCBENCH_TASKS,
+}
+
+DESCRIPTION = (
+    "Download a public source of recorded learning curves and convert it to a corpus file "
+    "(SOURCE-NAME.jsonl.gz in --out) for replay and predict. Raw files are cached under "
+    "$OPTUNA_SRP_CACHE (default: ~/.cache/optuna_srp). Each SOURCE:NAME is checked before "
+    "anything is downloaded."
+)
+EPILOG = (
+    "accelerating_nas:NAME, the curves of Baker et al. (arXiv:1705.10823), NAME one of: "
+    + ", ".join(ACCELERATING_NAS_NAMES)
+    + ".  taskset:TASK, TaskSet RNN text classifiers (Metz et al. 2020), TASK one of: "
+    + ", ".join(TASKSET_TASKS)
+    + ".  lcbench:TASK (accuracy) or lcbench_balanced:TASK (balanced accuracy), LCBench "
+    "(Zimmer et al. 2021, needs pandas and pyarrow unless --lcbench-json), TASK one of: "
+    + ", ".join(LCBENCH_TASKS)
+    + ".  Example: fetch accelerating_nas:lstm_ptb lcbench:car --out corpora"
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``fetch`` options to ``parser``."""
     parser.add_argument(
         "sources",
         nargs="+",
-        help="accelerating_nas:NAME, taskset:TASK, lcbench:TASK or lcbench_balanced:TASK",
+        metavar="SOURCE:NAME",
+        help="accelerating_nas:NAME, taskset:TASK, lcbench:TASK or lcbench_balanced:TASK "
+        "(the names are listed below)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="folder for the corpora")
-    parser.add_argument("--lcbench-json", type=Path, default=None, help="a local LCBench JSON")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for the corpora (required)"
+    )
+    parser.add_argument(
+        "--lcbench-json",
+        type=Path,
+        default=None,
+        help="a local LCBench JSON (data_2k.json) to read instead of downloading LCBenchLite "
+        "(default: none)",
+    )
+
+
+def check_source(source: str) -> tuple[str, str]:
+    """Split ``SOURCE:NAME`` and check both against the known names.
+
+    Raises:
+        ValueError: If the source or the name is unknown; the message lists the valid ones.
+    """
+    kind, _, name = source.partition(":")
+    if kind not in SOURCE_NAMES:
+        raise ValueError(
+            f"unknown source {source!r}: write SOURCE:NAME with SOURCE one of "
+            f"{', '.join(SOURCE_NAMES)}"
+        )
+    if name not in SOURCE_NAMES[kind]:
+        raise ValueError(
+            f"unknown {kind} name {name!r} in {source!r}; valid names: "
+            f"{', '.join(SOURCE_NAMES[kind])}"
+        )
+    return kind, name
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fetch``; returns the exit status."""
+    for source in args.sources:
+        try:
+            check_source(source)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     for source in args.sources:
         kind, _, name = source.partition(":")
         try:

@@ -1,0 +1,104 @@
+"""What SRPPruner writes to a trial: the decision, a one-line reason, and the prediction, each
+written when the decision changes and not at every check."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import optuna
+import pytest
+
+from optuna_srp import SRPPruner
+from tests._synthetic import add_complete_trials
+from tests._synthetic import curve
+
+
+Direction = Literal["minimize", "maximize"]
+
+
+def _ask(study: optuna.Study, x: float) -> optuna.trial.Trial:
+    study.enqueue_trial({"x": x})
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    return trial
+
+
+def _count_writes(study: optuna.Study) -> list[tuple[object, ...]]:
+    writes: list[tuple[object, ...]] = []
+    original = study._storage.set_trial_user_attr
+
+    def counting(*args: object) -> None:
+        writes.append(args)
+        original(*args)  # type: ignore[arg-type]
+
+    study._storage.set_trial_user_attr = counting  # type: ignore[method-assign,assignment]
+    return writes
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_a_pruned_trial_says_why_in_the_studys_units(direction: Direction) -> None:
+    sign = 1.0 if direction == "maximize" else -1.0
+    study = optuna.create_study(direction=direction, pruner=SRPPruner(n_startup_trials=10, seed=0))
+    add_complete_trials(study, 30)
+    trial = _ask(study, 0.0)
+    for step, v in enumerate(curve(0.0, np.random.default_rng(1))[:5], start=1):
+        trial.report(sign * v, step)
+    assert trial.should_prune()
+
+    attrs = study.trials[-1].user_attrs
+    assert attrs["srp:decision"] in ("pruned:model", "pruned:laggard")
+    reason = attrs["srp:reason"]
+    assert reason.startswith("pruned at step 5: ")
+    # The reason quotes the stored prediction and the best complete value, signs included.
+    assert f"predicted {attrs['srp:predicted_value']:.4g} ± " in reason
+    assert f"the best ({study.best_value:.4g})" in reason
+    assert sign * attrs["srp:predicted_value"] < sign * study.best_value
+
+
+def test_a_trial_that_reached_the_best_is_kept_and_says_so() -> None:
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
+    add_complete_trials(study, 30)
+    trial = _ask(study, 0.0)
+    # Terrible at first, then once better than the best: the model predicts low, yet the
+    # keep rule holds. The probability alone (1.0 beside a low prediction) looked contradictory.
+    for step, v in enumerate([0.0, 0.0, 0.0, 0.0, study.best_value + 0.01, 0.0], start=1):
+        trial.report(v, step)
+    assert not trial.should_prune()
+
+    attrs = study.trials[-1].user_attrs
+    assert attrs["srp:decision"] == "kept:reached-best"
+    assert attrs["srp:reason"].startswith("kept at step 6: has already reached the best")
+    assert attrs["srp:probability"] == 1.0
+
+
+def test_attributes_are_written_when_the_decision_changes_only() -> None:
+    study = optuna.create_study(
+        direction="maximize", pruner=SRPPruner(n_startup_trials=10, seed=0, median_guard=False)
+    )
+    add_complete_trials(study, 30)
+    writes = _count_writes(study)
+    trial = _ask(study, 0.7)
+    good = curve(0.7, np.random.default_rng(2))
+    trial.report(good[0], 1)
+    assert not trial.should_prune()
+    first = len(writes)
+    assert first > 0
+    assert study.trials[-1].user_attrs["srp:decision"].startswith("kept:")
+
+    # The same decision at later checks, with other predictions: no write.
+    for step in range(2, 7):
+        trial.report(good[step - 1], step)
+        assert not trial.should_prune()
+    assert study.trials[-1].user_attrs["srp:decision"].startswith("kept:")
+    assert len(writes) == first
+
+    # A collapse changes the decision: written once, with the prediction that made it.
+    trial.report(0.0, 7)
+    trial.report(0.0, 8)
+    assert trial.should_prune()
+    attrs = study.trials[-1].user_attrs
+    assert attrs["srp:decision"].startswith("pruned:")
+    assert attrs["srp:reason"].startswith("pruned at step 8: ")
+    assert len(writes) > first
+    assert {w[1] for w in writes[first:]} >= {"srp:decision", "srp:reason", "srp:probability"}

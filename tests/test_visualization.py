@@ -1,0 +1,214 @@
+"""plot_predictions on studies the tests make: what each trial becomes on the figure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import math
+import sys
+
+import numpy as np
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+import pytest
+
+from optuna_srp import SRPPruner
+from optuna_srp.visualization import plot_predictions as plotly_predictions
+from optuna_srp.visualization.matplotlib import plot_predictions
+from tests._synthetic import add_complete_trials
+from tests._synthetic import curve
+from tests._synthetic import N_STEPS
+
+
+@pytest.fixture(autouse=True)
+def _close_figures(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "plotly" in request.node.name:
+        pytest.importorskip("plotly", reason="the Plotly variant needs plotly")
+        yield
+        return
+    matplotlib = pytest.importorskip("matplotlib", reason="the plots need matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")
+
+
+def _gids(ax: object, prefix: str) -> set[str]:
+    artists = [*ax.lines, *ax.collections]  # type: ignore[attr-defined]
+    return {a.get_gid() for a in artists if (a.get_gid() or "").startswith(prefix)}
+
+
+def _objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", 0.0, 1.0)
+    values = curve(x, np.random.default_rng(trial.number))
+    for step, v in enumerate(values, start=1):
+        trial.report(v, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return values[-1]
+
+
+@pytest.fixture(scope="module")
+def srp_study() -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=SRPPruner(n_startup_trials=10, seed=0),
+    )
+    study.optimize(_objective, n_trials=60)
+    return study
+
+
+def test_every_curve_pruned_step_and_prediction_is_drawn(srp_study: optuna.Study) -> None:
+    ax = plot_predictions(srp_study, target_name="accuracy")
+    trials = srp_study.get_trials(deepcopy=False)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert len(pruned) >= 5  # else this test shows nothing
+
+    assert _gids(ax, "trial-") == {f"trial-{t.number}" for t in trials}
+    assert _gids(ax, "pruned-") == {f"pruned-{t.number}" for t in pruned}
+    assert _gids(ax, "prediction-") == {f"prediction-{t.number}" for t in pruned}
+    assert _gids(ax, "link-") == {f"link-{t.number}" for t in pruned}
+    for t in pruned:
+        (marker,) = [line for line in ax.lines if line.get_gid() == f"prediction-{t.number}"]
+        assert marker.get_xdata()[0] == t.last_step
+        assert marker.get_ydata()[0] == pytest.approx(t.user_attrs["srp:predicted_value"])
+        (cross,) = [line for line in ax.lines if line.get_gid() == f"pruned-{t.number}"]
+        assert cross.get_ydata()[0] == t.intermediate_values[t.last_step]
+    (best,) = [line for line in ax.lines if line.get_gid() == "best"]
+    assert best.get_ydata()[0] == srp_study.best_value
+    assert ax.get_ylabel() == "accuracy"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"pruned ({len(pruned)})" in labels
+    assert any(label.startswith("best complete: ") for label in labels)
+
+
+def test_the_interval_is_ninety_percent_of_the_stored_std(srp_study: optuna.Study) -> None:
+    ax = plot_predictions(srp_study)
+    t = next(t for t in srp_study.trials if t.state == TrialState.PRUNED)
+    (interval,) = [c for c in ax.collections if c.get_gid() == f"interval-{t.number}"]
+    (segment,) = interval.get_segments()
+    low, high = sorted(segment[:, 1])
+    half = 1.645 * t.user_attrs["srp:predicted_std"]
+    mean = t.user_attrs["srp:predicted_value"]
+    assert (low, high) == pytest.approx((mean - half, mean + half))
+
+
+def test_a_study_without_srp_attributes_shows_its_curves() -> None:
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3),
+    )
+    study.optimize(_objective, n_trials=15)
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    assert pruned
+
+    ax = plot_predictions(study)
+    assert len(_gids(ax, "trial-")) == 15
+    assert len(_gids(ax, "pruned-")) == len(pruned)
+    assert _gids(ax, "prediction-") == set()
+
+
+def test_minimize_marks_the_lowest_complete_value() -> None:
+    study = optuna.create_study(direction="minimize")
+    add_complete_trials(study, 5)  # negated curves: lower is better
+    ax = plot_predictions(study)
+    (best,) = [line for line in ax.lines if line.get_gid() == "best"]
+    assert best.get_ydata()[0] == min(t.value for t in study.trials)
+    assert best.get_ydata()[0] == study.best_value
+    (red,) = [line for line in ax.lines if line.get_gid() == f"trial-{study.best_trial.number}"]
+    assert red.get_color() == "tab:red"
+
+
+def test_running_nan_and_empty_trials_do_not_break_it() -> None:
+    study = optuna.create_study(direction="maximize")
+    add_complete_trials(study, 3)
+    running = study.ask()
+    running.report(0.5, 1)
+    running.report(float("nan"), 2)
+    running.report(float("inf"), 3)
+    study.ask()  # nothing reported: no line
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"x": 0.5},
+            distributions={"x": FloatDistribution(0, 1)},
+            state=TrialState.PRUNED,
+            intermediate_values={1: 0.1, 2: 0.2},
+            user_attrs={"srp:predicted_value": "not a number", "srp:predicted_std": 0.1},
+        )
+    )
+    ax = plot_predictions(study)
+    assert len(_gids(ax, "trial-")) == 5
+    assert _gids(ax, "prediction-") == set()
+    (line,) = [line for line in ax.lines if line.get_gid() == f"trial-{running.number}"]
+    assert line.get_ydata()[0] == 0.5
+    assert all(math.isnan(v) for v in line.get_ydata()[1:])
+    assert line.get_linestyle() == ":"
+
+    empty = plot_predictions(optuna.create_study())
+    assert _gids(empty, "trial-") == set() and _gids(empty, "best") == set()
+
+
+def test_curves_have_as_many_points_as_reports(srp_study: optuna.Study) -> None:
+    ax = plot_predictions(srp_study)
+    for t in srp_study.trials:
+        (line,) = [line for line in ax.lines if line.get_gid() == f"trial-{t.number}"]
+        assert len(line.get_xdata()) == len(t.intermediate_values) <= N_STEPS
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="single-objective"):
+        plot_predictions(optuna.create_study(directions=["minimize", "maximize"]))
+    with pytest.raises(TypeError, match="target_name"):
+        plot_predictions(optuna.create_study(), target_name=3)  # type: ignore[arg-type]
+
+
+def test_missing_matplotlib_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        plot_predictions(optuna.create_study())
+
+
+def _traces(fig: object, prefix: str) -> list[object]:
+    return [t for t in fig.data if (t.uid or "").startswith(prefix)]  # type: ignore[attr-defined]
+
+
+def test_plotly_draws_the_same_curves_markers_and_predictions(srp_study: optuna.Study) -> None:
+    fig = plotly_predictions(srp_study, target_name="accuracy")
+    trials = srp_study.get_trials(deepcopy=False)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert {t.uid for t in _traces(fig, "trial-")} == {f"trial-{t.number}" for t in trials}
+    assert {t.uid for t in _traces(fig, "pruned-")} == {f"pruned-{t.number}" for t in pruned}
+    predictions = {t.uid: t for t in _traces(fig, "prediction-")}
+    assert set(predictions) == {f"prediction-{t.number}" for t in pruned}
+    for t in pruned:
+        trace = predictions[f"prediction-{t.number}"]
+        assert trace.x == (t.last_step,)
+        assert trace.y[0] == pytest.approx(t.user_attrs["srp:predicted_value"])
+        assert trace.error_y.value == pytest.approx(1.645 * t.user_attrs["srp:predicted_std"])
+        assert t.user_attrs["srp:reason"] in trace.hovertemplate
+    # One legend entry per kind, not per trial.
+    names = [t.name for t in fig.data if t.showlegend]
+    assert len(names) == len(set(names))
+    assert "pruned" in names
+    assert fig.layout.yaxis.title.text == "accuracy"
+    assert fig.layout.shapes[0].y0 == srp_study.best_value
+
+
+def test_plotly_without_srp_attributes_and_minimize() -> None:
+    study = optuna.create_study(direction="minimize")
+    add_complete_trials(study, 5)
+    fig = plotly_predictions(study)
+    assert len(_traces(fig, "trial-")) == 5 and _traces(fig, "prediction-") == []
+    assert fig.layout.shapes[0].y0 == study.best_value == min(t.value for t in study.trials)
+    with pytest.raises(ValueError, match="single-objective"):
+        plotly_predictions(optuna.create_study(directions=["minimize", "maximize"]))
+
+
+def test_plotly_missing_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    with pytest.raises(ImportError, match="pip install plotly"):
+        plotly_predictions(optuna.create_study())
