@@ -28,8 +28,9 @@ def _declared() -> dict[str, str]:
 
 
 class _ModuleLevelImports(ast.NodeVisitor):
-    """Top-level module names imported outside functions: those a plain import needs. (The
-    benchmark imports its optional helpers, matplotlib, tqdm, pandas, inside functions.)"""
+    """Top-level module names imported outside functions and ``TYPE_CHECKING`` blocks: those a
+    plain import needs. (The benchmark and the plots import their optional helpers, matplotlib,
+    plotly, tqdm, pandas, inside functions.)"""
 
     def __init__(self) -> None:
         self.names: set[str] = set()
@@ -39,6 +40,16 @@ class _ModuleLevelImports(ast.NodeVisitor):
 
     def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
         pass
+
+    def visit_If(self, node: ast.If) -> None:
+        # `if TYPE_CHECKING:` imports are for the type checker; a plain import never runs them.
+        test = node.test
+        name = test.id if isinstance(test, ast.Name) else getattr(test, "attr", None)
+        if name != "TYPE_CHECKING":
+            self.generic_visit(node)
+        else:
+            for child in node.orelse:
+                self.visit(child)
 
     def visit_Import(self, node: ast.Import) -> None:
         self.names |= {a.name.split(".")[0] for a in node.names}
