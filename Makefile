@@ -26,6 +26,7 @@ demo: $(VENV)/.installed-examples
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check optuna_srp tests integration_tests examples
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy optuna_srp
 	$(PY) -m pytest -q tests integration_tests
 
