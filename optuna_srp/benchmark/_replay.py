@@ -69,6 +69,15 @@ _STATE_CODES = {TrialState.COMPLETE: "C", TrialState.PRUNED: "P", TrialState.FAI
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``replay`` options to ``parser``."""
+    add_study_arguments(parser, orderings=5)
+    parser.add_argument(
+        "--n-trials", type=int, default=None, help="replay the first N configs of each ordering"
+    )
+    add_output_arguments(parser)
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, orderings: int) -> None:
+    """Add the corpora, ``--pruners``, ``--orderings`` and ``--first-ordering``."""
     parser.add_argument("corpora", nargs="+", help="corpus files (.jsonl.gz) or folders of them")
     parser.add_argument(
         "--pruners",
@@ -78,7 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pruners: " + ", ".join(PRUNER_NAMES) + "; SRP variants as "
         "srp:threshold=0.05,n_startup_trials=20 (default: all)",
     )
-    parser.add_argument("--orderings", type=int, default=5, help="random orderings (seeds 0..k-1)")
+    parser.add_argument(
+        "--orderings", type=int, default=orderings, help="random orderings (seeds 0..k-1)"
+    )
     parser.add_argument(
         "--first-ordering",
         type=int,
@@ -86,38 +97,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seed of the first ordering (e.g. 5 with --orderings 5 replays seeds 5..9, "
         "held out from choices made on 0..4)",
     )
-    parser.add_argument(
-        "--n-trials", type=int, default=None, help="replay the first N configs of each ordering"
-    )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--jobs``, ``--out``, ``--no-plots`` and ``--no-progress``."""
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--out", type=Path, default=None, help="folder for results and plots")
     parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def load_inputs(args: argparse.Namespace) -> tuple[list[PrunerSpec], list[Corpus]] | None:
+    """The pruners and corpora of ``args``, all validated before anything runs; None (after
+    printing why) when one is invalid or ``--orderings``, ``--jobs`` or ``--first-ordering``
+    is out of range."""
+    try:
+        specs = [parse_pruner_spec(s) for s in args.pruners]
+        corpora = [load_corpus(f) for f in find_corpus_files(args.corpora)]
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    if args.orderings < 1 or args.jobs < 1:
+        print(
+            f"error: --orderings and --jobs must be >= 1, got {args.orderings} and {args.jobs}",
+            file=sys.stderr,
+        )
+        return None
+    if args.first_ordering < 0:
+        print(f"error: --first-ordering must be >= 0, got {args.first_ordering}", file=sys.stderr)
+        return None
+    return specs, corpora
+
+
+def results_path(out: Path | None) -> Path | None:
+    """``out/results.jsonl``, emptied (``out`` created), or None without ``out``."""
+    if out is None:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    results_file = out / "results.jsonl"
+    results_file.write_text("")
+    return results_file
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``replay`` from parsed arguments; returns the exit status."""
     from optuna_srp.benchmark import _report
 
-    try:
-        specs = [parse_pruner_spec(s) for s in args.pruners]
-        files = find_corpus_files(args.corpora)
-        corpora = [load_corpus(f) for f in files]  # validate everything before starting
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    inputs = load_inputs(args)
+    if inputs is None:
         return 2
-    if args.orderings < 1 or (args.n_trials is not None and args.n_trials < 1) or args.jobs < 1:
-        print("error: --orderings, --n-trials and --jobs must be >= 1", file=sys.stderr)
-        return 2
-    if args.first_ordering < 0:
-        print(f"error: --first-ordering must be >= 0, got {args.first_ordering}", file=sys.stderr)
+    specs, corpora = inputs
+    if args.n_trials is not None and args.n_trials < 1:
+        print(f"error: --n-trials must be >= 1, got {args.n_trials}", file=sys.stderr)
         return 2
     out: Path | None = args.out
-    results_file = None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        results_file = out / "results.jsonl"
-        results_file.write_text("")
+    results_file = results_path(out)
     rows = run_replay(
         corpora,
         specs,
