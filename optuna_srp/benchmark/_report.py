@@ -546,7 +546,7 @@ def anytime_table(summary: Sequence[dict[str, Any]]) -> str:
             out.append(
                 (f"**{v}**" if low is not None and v != "-" and float(v) == low else v) + mark
             )
-        lines.append(f"| {corpus} | {budget:g} | " + " | ".join(out) + " |")
+        lines.append(f"| {short_name(corpus)} | {budget:g} | " + " | ".join(out) + " |")
     return "\n".join(lines)
 
 
@@ -568,7 +568,7 @@ def reference_table(factors: dict[str, dict[str, Any]]) -> str:
                 cells.append(f"<{f['bound'][p]:.2f}x")
             else:
                 cells.append(f"{f['factors'][p]:.2f}x")
-        lines.append(f"| {corpus} | {f['regret']:.3f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {short_name(corpus)} | {f['regret']:.3f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -584,7 +584,7 @@ def anytime_detail_table(summary: Sequence[dict[str, Any]]) -> str:
             "" if s["answered"] == s["orderings"] else f" ({s['answered']}/{s['orderings']})"
         )
         lines.append(
-            f"| {s['sampler']} | {s['corpus']} | {s['pruner']} | {s['budget']:g} "
+            f"| {s['sampler']} | {short_name(s['corpus'])} | {s['pruner']} | {s['budget']:g} "
             f"| {_fmt(s['regret_mean'], 3)} / {_fmt(s['regret_median'], 3)}{answered} "
             f"| {s['hit_rate']:.2f} | {s['started']:.0f} | {_fmt(s['incumbent_regret'], 3)} |"
         )
@@ -637,7 +637,7 @@ def anytime_plots(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             ax.set_xscale("log")
             ax.set_xlim(1.0, max(budgets))
             ax.set_xlabel("full trainings spent (steps / T)")
-            ax.set_title(f"{corpus} ({sampler})", fontsize=8)
+            ax.set_title(f"{short_name(corpus)}, sampler {sampler}", fontsize=9)
         axes[0][0].set_ylabel("normalized regret (mean, IQR)")
         axes[0][0].set_ylim(-0.02, min(max(top, 0.1), 1.5) * 1.05)
         axes[0][-1].legend(fontsize=7, ncol=2)
@@ -647,6 +647,24 @@ def anytime_plots(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+_DISPLAY_PREFIXES = (
+    ("accelerating_nas-", ""),
+    ("taskset-FixedTextRNNClassification_imdb_", "taskset "),
+)
+_DISPLAY_SUFFIXES = (("-blood-transfusion-service-center", " (blood transfusion)"),)
+
+
+def short_name(corpus: str) -> str:
+    """A corpus's name as the tables of docs/benchmarks.md show it (shared prefixes cut)."""
+    for long, short in _DISPLAY_PREFIXES:
+        if corpus.startswith(long):
+            corpus = short + corpus[len(long) :]
+    for long, short in _DISPLAY_SUFFIXES:
+        if corpus.endswith(long):
+            corpus = corpus[: -len(long)] + short
+    return corpus
 
 
 def _pyplot() -> Any:
