@@ -18,6 +18,7 @@ from optuna_srp.benchmark._corpus import load_corpus
 from optuna_srp.benchmark._pruners import parse_pruner_spec
 from optuna_srp.benchmark._replay import ordering_indices
 from optuna_srp.benchmark._report import regret_trajectory
+from optuna_srp.benchmark._report import short_name
 from optuna_srp.benchmark._report import speedup_to_reference
 
 
@@ -134,6 +135,15 @@ def test_trajectory_and_reference_factor() -> None:
     assert ref["regret"] == pytest.approx(0.5)
     assert ref["factors"]["median"] == pytest.approx(4 / 5)
     assert ref["factors"]["patient"] == pytest.approx(1.0)
+
+
+def test_tables_cut_the_shared_prefixes_of_corpus_names() -> None:
+    assert short_name("accelerating_nas-lstm_ptb") == "lstm_ptb"
+    taskset = "taskset-FixedTextRNNClassification_imdb_patch32_GRU128_bs128"
+    assert short_name(taskset) == "taskset patch32_GRU128_bs128"
+    lcbench = "lcbench_balanced-blood-transfusion-service-center"
+    assert short_name(lcbench) == "lcbench_balanced (blood transfusion)"
+    assert short_name("made") == "made"
 
 
 def test_nearest_unused_normalises_log_and_matches_categoricals(tmp_path: Path) -> None:
