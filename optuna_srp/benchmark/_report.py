@@ -501,8 +501,8 @@ def anytime_report(rows: Sequence[dict[str, Any]], reference: float = 20.0) -> s
         seeds = sorted({r["ordering"] for r in rows if r["sampler"] == sampler})
         parts.append(
             f"#### Sampler `{sampler}`: mean normalized regret of the best complete trial "
-            f"(lowest in bold), {len(seeds)} orderings (seeds {_ranges(seeds)})\n\n"
-            + anytime_table(ss)
+            f"(lowest in bold), {len(seeds)} ordering{'s' * (len(seeds) != 1)} "
+            f"(seed{'s' * (len(seeds) != 1)} {_ranges(seeds)})\n\n" + anytime_table(ss)
         )
         fs = {c: f for (smp, c), f in factors.items() if smp == sampler}
         if fs:
@@ -602,6 +602,11 @@ def anytime_plots(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         return []
     out.mkdir(parents=True, exist_ok=True)
     curves = mean_trajectories(rows)
+    # One colour per pruner on every panel and figure; no pruning grey and dashed, SRP thick.
+    pruners = sorted({r["pruner"] for r in rows}, key=lambda p: _group_order("", p))
+    styles: dict[str, tuple[Any, str, float]] = {"nop": ("grey", "--", 2.0)}
+    for i, p in enumerate(q for q in pruners if q != "nop"):
+        styles[p] = (plt.get_cmap("tab10")(i % 10), "-", 2.0 if p.startswith("srp") else 1.0)
     written = []
     for corpus in sorted({r["corpus"] for r in rows}):
         samplers = sorted({k[0] for k in curves if k[1] == corpus}, key=_sampler_rank)
@@ -616,7 +621,7 @@ def anytime_plots(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
                 (k for k in curves if k[:2] == (sampler, corpus)),
                 key=lambda k: _group_order("", k[2]),
             )
-            for i, key in enumerate(keys):
+            for key in keys:
                 grid, regrets = curves[key]
                 x = grid / n_steps
                 with warnings.catch_warnings():
@@ -624,9 +629,7 @@ def anytime_plots(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
                     mean = np.mean(regrets, axis=0)
                     lo, hi = np.nanpercentile(regrets, [25, 75], axis=0)
                 lo[np.isnan(mean)] = hi[np.isnan(mean)] = np.nan
-                color = plt.get_cmap("tab10")(i % 10)
-                style = "-" if key[2].startswith("srp") else ("--" if key[2] == "nop" else "-")
-                width = 2.0 if key[2].startswith("srp") or key[2] == "nop" else 1.0
+                color, style, width = styles[key[2]]
                 ax.plot(x, mean, style, color=color, linewidth=width, label=key[2])
                 ax.fill_between(x, lo, hi, color=color, alpha=0.12, linewidth=0)
                 late = mean[x >= 1.0]
