@@ -643,7 +643,7 @@ def anytime_plots(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             ax.set_title(f"{short_name(corpus)}, sampler {sampler}", fontsize=9)
         axes[0][0].set_ylabel("normalized regret (mean, IQR)")
         axes[0][0].set_ylim(-0.02, min(max(top, 0.1), 1.5) * 1.05)
-        axes[0][-1].legend(fontsize=7, ncol=2)
+        axes[0][0].legend(fontsize=7, ncol=2)  # the random panel: every pruner
         fig.tight_layout()
         path = out / f"anytime_{_slug(corpus)}.png"
         fig.savefig(path, dpi=80)
