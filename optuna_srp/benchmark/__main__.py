@@ -18,6 +18,7 @@ from types import ModuleType
 # (command, module, help)
 COMMANDS = (
     ("replay", "optuna_srp.benchmark._replay", "replay studies on recorded learning curves"),
+    ("anytime", "optuna_srp.benchmark._anytime", "regret for a fixed budget of training"),
     ("predict", "optuna_srp.benchmark._predict", "score final-value predictions"),
     ("report", "optuna_srp.benchmark._report", "render tables from results.jsonl files"),
     ("fetch", "optuna_srp.benchmark._sources", "download a public source as a corpus"),

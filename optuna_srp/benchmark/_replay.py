@@ -47,10 +47,12 @@ import warnings
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from optuna_srp.benchmark._corpus import Config
 from optuna_srp.benchmark._corpus import Corpus
 from optuna_srp.benchmark._corpus import find_corpus_files
 from optuna_srp.benchmark._corpus import load_corpus
@@ -75,6 +77,18 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``replay`` options to ``parser``."""
+    add_study_arguments(parser, orderings=5)
+    parser.add_argument(
+        "--n-trials",
+        type=int,
+        default=None,
+        help="replay the first N configs of each ordering (default: all)",
+    )
+    add_output_arguments(parser)
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, orderings: int) -> None:
+    """Add the corpora, ``--pruners``, ``--orderings`` and ``--first-ordering``."""
     parser.add_argument("corpora", nargs="+", help="corpus files (.jsonl.gz) or folders of them")
     parser.add_argument(
         "--pruners",
@@ -85,7 +99,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "srp:threshold=0.05,n_startup_trials=20 (default: all)",
     )
     parser.add_argument(
-        "--orderings", type=int, default=5, help="random orderings, seeds 0..k-1 (default: 5)"
+        "--orderings",
+        type=int,
+        default=orderings,
+        help=f"random orderings, seeds 0..k-1 (default: {orderings})",
     )
     parser.add_argument(
         "--first-ordering",
@@ -94,12 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seed of the first ordering (e.g. 5 with --orderings 5 replays seeds 5..9, "
         "held out from choices made on 0..4; default: 0)",
     )
-    parser.add_argument(
-        "--n-trials",
-        type=int,
-        default=None,
-        help="replay the first N configs of each ordering (default: all)",
-    )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--jobs``, ``--out``, ``--no-plots`` and ``--no-progress``."""
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
     parser.add_argument(
         "--out",
@@ -107,33 +122,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="folder for results.jsonl, summary.md and plots (default: none, print only)",
     )
-    parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-plots", action="store_true", help="do not draw plots (default: draw them)"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (default: show one)"
+    )
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[list[PrunerSpec], list[Corpus]] | None:
+    """The pruners and corpora of ``args``, all validated before anything runs; None (after
+    printing why) when one is invalid or ``--orderings``, ``--jobs`` or ``--first-ordering``
+    is out of range."""
+    try:
+        specs = [parse_pruner_spec(s) for s in args.pruners]
+        corpora = [load_corpus(f) for f in find_corpus_files(args.corpora)]
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    if args.orderings < 1 or args.jobs < 1:
+        print(
+            f"error: --orderings and --jobs must be >= 1, got {args.orderings} and {args.jobs}",
+            file=sys.stderr,
+        )
+        return None
+    if args.first_ordering < 0:
+        print(f"error: --first-ordering must be >= 0, got {args.first_ordering}", file=sys.stderr)
+        return None
+    return specs, corpora
+
+
+def results_path(out: Path | None) -> Path | None:
+    """``out/results.jsonl``, emptied (``out`` created), or None without ``out``."""
+    if out is None:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    results_file = out / "results.jsonl"
+    results_file.write_text("")
+    return results_file
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``replay`` from parsed arguments; returns the exit status."""
     from optuna_srp.benchmark import _report
 
-    try:
-        specs = [parse_pruner_spec(s) for s in args.pruners]
-        files = find_corpus_files(args.corpora)
-        corpora = [load_corpus(f) for f in files]  # validate everything before starting
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    inputs = load_inputs(args)
+    if inputs is None:
         return 2
-    if args.orderings < 1 or (args.n_trials is not None and args.n_trials < 1) or args.jobs < 1:
-        print("error: --orderings, --n-trials and --jobs must be >= 1", file=sys.stderr)
-        return 2
-    if args.first_ordering < 0:
-        print(f"error: --first-ordering must be >= 0, got {args.first_ordering}", file=sys.stderr)
+    specs, corpora = inputs
+    if args.n_trials is not None and args.n_trials < 1:
+        print(f"error: --n-trials must be >= 1, got {args.n_trials}", file=sys.stderr)
         return 2
     out: Path | None = args.out
-    results_file = None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        results_file = out / "results.jsonl"
-        results_file.write_text("")
+    results_file = results_path(out)
     rows = run_replay(
         corpora,
         specs,
@@ -194,8 +235,46 @@ def run_replay(
         for si in range(len(specs))
         for k in range(first_ordering, first_ordering + orderings)
     ]
+    return run_studies(
+        corpora,
+        specs,
+        [(ci, si, (specs[si], k, n_trials)) for ci, si, k in tasks],
+        replay_study,
+        jobs=jobs,
+        progress=progress,
+        results_file=results_file,
+        describe=lambda r: f"{r['corpus']} {r['pruner']} #{r['ordering']} {r['speedup']:.2f}x",
+    )
+
+
+def run_studies(
+    corpora: Sequence[Corpus],
+    specs: Sequence[PrunerSpec],
+    tasks: Sequence[tuple[int, int, tuple[Any, ...]]],
+    study: Callable[..., dict[str, Any]],
+    jobs: int = 1,
+    progress: bool = False,
+    results_file: Path | None = None,
+    describe: Callable[[dict[str, Any]], str] = lambda r: str(r["corpus"]),
+) -> list[dict[str, Any]]:
+    """Run ``study(corpora[ci], *args)`` for every task ``(ci, si, args)``, in processes.
+
+    Args:
+        corpora: The corpora.
+        specs: The pruners; ``si`` indexes them, for the order of the results.
+        tasks: ``(corpus index, spec index, arguments after the corpus)``.
+        study: A module-level function (workers import it) returning a result with ``corpus``,
+            ``pruner`` and ``ordering``.
+        jobs: Worker processes; 1 runs in this process.
+        progress: Show a progress bar (tqdm if installed, else a line per study on stderr).
+        results_file: If given, append each study's result to it as a JSON line as it ends.
+        describe: The progress message of a result.
+
+    Returns:
+        The results, sorted by corpus, pruner, ordering.
+    """
     # Expensive pruners first, so that the last tasks of a parallel run are short ones.
-    tasks.sort(key=lambda t: (specs[t[1]].name != "srp", t))
+    tasks = sorted(tasks, key=lambda t: (specs[t[1]].name != "srp", t[0], t[1]))
     rows: list[dict[str, Any]] = []
     bar = _progress_bar(len(tasks), progress)
 
@@ -204,19 +283,19 @@ def run_replay(
         if results_file is not None:
             with open(results_file, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
-        bar(f"{row['corpus']} {row['pruner']} #{row['ordering']} {row['speedup']:.2f}x")
+        bar(describe(row))
 
     if jobs <= 1:
-        for ci, si, k in tasks:
-            done(replay_study(corpora[ci], specs[si], k, n_trials))
+        for ci, _, task_args in tasks:
+            done(study(corpora[ci], *task_args))
     else:
         paths = [c.path for c in corpora]
         if any(p is None for p in paths):
-            raise ValueError("parallel replay needs corpora read from files")
+            raise ValueError("parallel runs need corpora read from files")
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [
-                pool.submit(_replay_task, str(paths[ci]), specs[si], k, n_trials)
-                for ci, si, k in tasks
+                pool.submit(_corpus_task, str(paths[ci]), study, task_args)
+                for ci, _, task_args in tasks
             ]
             for fut in as_completed(futures):
                 done(fut.result())
@@ -252,13 +331,7 @@ def replay_study(
         A JSON-serialisable dict: the study's metrics (see the module docstring), its settings
         and ``trials``, a list of ``[config id, steps trained, "C"|"P"|"F"]`` in trial order.
     """
-    if isinstance(pruner, PrunerSpec):
-        label, instance = pruner.label, pruner.build()
-    elif isinstance(pruner, BasePruner):
-        label, instance = type(pruner).__name__, pruner
-    else:
-        instance = pruner()
-        label = type(instance).__name__
+    label, instance = resolve_pruner(pruner)
     indices = ordering_indices(len(corpus.configs), ordering, n_trials)
     configs = [corpus.configs[i] for i in indices]
     steps = corpus.step_values
@@ -270,33 +343,14 @@ def replay_study(
     with warnings.catch_warnings():
         # Wilcoxon warns on NaN; Optuna on FAIL; SRPPruner on a failed fit. None matter here.
         warnings.simplefilter("ignore")
-        study = optuna.create_study(
-            study_name=f"{corpus.name}|{label}|{ordering}",
-            direction=(StudyDirection.MAXIMIZE if corpus.sign > 0 else StudyDirection.MINIMIZE),
-            pruner=instance,
-            sampler=optuna.samplers.RandomSampler(seed=ordering),
+        study = create_replay_study(
+            corpus, f"{label}|{ordering}", instance, optuna.samplers.RandomSampler(seed=ordering)
         )
         for config in configs:
-            fixed = {name: corpus.distributions[name] for name in config.params}
             study.enqueue_trial(dict(config.params))
-            trial = study.ask(fixed_distributions=fixed)
-            n_run = 0
-            pruned = False
-            for step, value in zip(steps, config.curve):
-                trial.report(float(value), step)
-                n_run += 1
-                t0 = time.perf_counter()
-                pruned = trial.should_prune()
-                durations.append(time.perf_counter() - t0)
-                if pruned:
-                    break
-            if pruned:
-                frozen = study.tell(trial, state=TrialState.PRUNED)
-            elif math.isfinite(config.final):
-                frozen = study.tell(trial, config.final)
-            else:
-                frozen = study.tell(trial, state=TrialState.FAIL)
-            trials.append([config.id, n_run, _STATE_CODES.get(frozen.state, "?")])
+            trial = study.ask(fixed_distributions=config_distributions(corpus, config))
+            n_run, state = play_trial(study, trial, config, steps, durations)
+            trials.append([config.id, n_run, state])
     wall = time.perf_counter() - start
 
     metrics = study_metrics(
@@ -329,6 +383,93 @@ def replay_study(
         "wall_s": wall,
         "trials": trials,
     }
+
+
+def resolve_pruner(
+    pruner: PrunerSpec | BasePruner | Callable[[], BasePruner],
+) -> tuple[str, BasePruner]:
+    """The label and a fresh instance of a pruner spec, an instance (used as is) or a factory."""
+    if isinstance(pruner, PrunerSpec):
+        return pruner.label, pruner.build()
+    if isinstance(pruner, BasePruner):
+        return type(pruner).__name__, pruner
+    instance = pruner()
+    return type(instance).__name__, instance
+
+
+def create_replay_study(
+    corpus: Corpus, name: str, pruner: BasePruner, sampler: optuna.samplers.BaseSampler
+) -> optuna.Study:
+    """An in-memory study in the corpus's direction."""
+    return optuna.create_study(
+        study_name=f"{corpus.name}|{name}",
+        direction=(StudyDirection.MAXIMIZE if corpus.sign > 0 else StudyDirection.MINIMIZE),
+        pruner=pruner,
+        sampler=sampler,
+    )
+
+
+def config_distributions(corpus: Corpus, config: Config) -> dict[str, BaseDistribution]:
+    """The distributions of the parameters ``config`` holds."""
+    return {name: corpus.distributions[name] for name in config.params}
+
+
+def play_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    config: Config,
+    steps: Sequence[int],
+    durations: list[float] | None = None,
+) -> tuple[int, str]:
+    """Report ``config``'s curve to ``trial`` until the pruner stops it, then tell the study.
+
+    The trial is told PRUNED when ``should_prune()`` says so, else the last value, or FAIL
+    when that value is not finite (a diverged run).
+
+    Args:
+        study: The study that asked ``trial``.
+        trial: The running trial.
+        config: The configuration whose recorded curve is reported.
+        steps: The step number of each curve value.
+        durations: If given, the seconds of each ``should_prune()`` call are appended to it.
+
+    Returns:
+        The steps trained and the final state, ``"C"``, ``"P"`` or ``"F"``.
+    """
+    n_run = 0
+    pruned = False
+    for step, value in zip(steps, config.curve):
+        trial.report(float(value), step)
+        n_run += 1
+        t0 = time.perf_counter()
+        pruned = trial.should_prune()
+        if durations is not None:
+            durations.append(time.perf_counter() - t0)
+        if pruned:
+            break
+    if pruned:
+        frozen = study.tell(trial, state=TrialState.PRUNED)
+    elif math.isfinite(config.final):
+        frozen = study.tell(trial, config.final)
+    else:
+        frozen = study.tell(trial, state=TrialState.FAIL)
+    return n_run, _STATE_CODES.get(frozen.state, "?")
+
+
+def regret_scale(finals: np.ndarray) -> float:
+    """The regret's unit: best final - median final (higher is better; NaN ignored).
+
+    Falls back to best - worst, then to 1, when the finals leave no positive spread.
+    """
+    finals = np.asarray(finals, dtype=np.float64)
+    finite = finals[np.isfinite(finals)]
+    if not finite.size:
+        return 1.0
+    best = float(finite.max())
+    scale = best - float(np.median(finite))
+    if not scale > 0:
+        scale = best - float(finite.min())
+    return scale if scale > 0 else 1.0
 
 
 def study_metrics(
@@ -365,12 +506,7 @@ def study_metrics(
     top = order[: min(TOP_K, int(finite.sum()))]
     top_completed = float(completed[top].mean()) if top.size else math.nan
 
-    median = float(np.median(finals[finite])) if finite.any() else math.nan
-    scale = true_best - median
-    if not scale > 0:
-        scale = true_best - float(finals[finite].min()) if finite.any() else 1.0
-    if not scale > 0:
-        scale = 1.0
+    scale = regret_scale(finals)
     regret = (true_best - found_best) / scale if ok.any() else math.nan
 
     epochs_to_best = None
@@ -397,13 +533,13 @@ def study_metrics(
 _WORKER_CORPORA: dict[str, Corpus] = {}
 
 
-def _replay_task(
-    path: str, spec: PrunerSpec, ordering: int, n_trials: int | None
+def _corpus_task(
+    path: str, study: Callable[..., dict[str, Any]], args: tuple[Any, ...]
 ) -> dict[str, Any]:
     corpus = _WORKER_CORPORA.get(path)
     if corpus is None:
         corpus = _WORKER_CORPORA[path] = load_corpus(path)
-    return replay_study(corpus, spec, ordering, n_trials)
+    return study(corpus, *args)
 
 
 def _progress_bar(total: int, enabled: bool) -> Callable[[str | None], None]:

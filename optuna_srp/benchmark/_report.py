@@ -1,7 +1,8 @@
 """Aggregation, markdown tables and plots of the benchmark's results, and the ``report`` command.
 
-``report`` renders the tables again from ``results.jsonl`` files written by ``replay`` and
-``predict``, so that a results page can be regenerated without rerunning anything.
+``report`` renders the tables again from ``results.jsonl`` files written by ``replay``,
+``anytime`` and ``predict``, so that a results page can be regenerated without rerunning
+anything; with ``--plots`` it draws the figures again too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 from pathlib import Path
 import sys
 from typing import Any
+import warnings
 
 import numpy as np
 
@@ -31,7 +33,7 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``report`` options to ``parser``."""
     parser.add_argument(
-        "results", nargs="+", type=Path, help="results.jsonl files of replay and/or predict"
+        "results", nargs="+", type=Path, help="results.jsonl files of replay, anytime, predict"
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="write the markdown here (default: print it)"
@@ -45,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--plots",
         type=Path,
         default=None,
-        help="draw replay plots in this folder (default: no plots)",
+        help="draw replay and anytime plots in this folder (default: no plots)",
     )
 
 
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``report``; returns the exit status."""
     replay_rows: list[dict[str, Any]] = []
     predict_rows: list[dict[str, Any]] = []
+    anytime_rows: list[dict[str, Any]] = []
     for path in args.results:
         try:
             rows = read_jsonl(path)
@@ -60,8 +63,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         for row in rows:
-            (predict_rows if row.get("kind") == "predict" else replay_rows).append(row)
+            kind = str(row.get("kind", ""))
+            target = {"predict": predict_rows, "anytime": anytime_rows}.get(kind, replay_rows)
+            target.append(row)
     parts = []
+    if anytime_rows:
+        parts.append(anytime_report(anytime_rows))
     if replay_rows:
         summary = aggregate_replay(replay_rows)
         if args.compact:
@@ -75,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     print(text, end="")
     if args.plots is not None and replay_rows:
         for written in replay_plots(replay_rows, args.plots):
+            print(f"wrote {written}", file=sys.stderr)
+    if args.plots is not None and anytime_rows:
+        for written in anytime_plots(anytime_rows, args.plots):
             print(f"wrote {written}", file=sys.stderr)
     return 0
 
@@ -207,13 +217,8 @@ def replay_plots(
 
     Returns the files written; nothing when matplotlib is not installed.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plots", file=sys.stderr)
+    plt = _pyplot()
+    if plt is None:
         return []
     out.mkdir(parents=True, exist_ok=True)
     by_name = {c.name: c for c in corpora or []}
@@ -373,6 +378,335 @@ def predict_table(summary: Sequence[dict[str, Any]]) -> str:
             + f" | {cover} | {fit} |"
         )
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- anytime
+
+_SAMPLER_ORDER = ("random", "tpe")
+
+
+def aggregate_anytime(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Aggregate ``anytime`` results per (sampler, corpus, pruner, budget) over orderings.
+
+    ``regret_mean``/``regret_median`` are over the orderings with a complete trial within the
+    budget (``answered`` of ``orderings``); ``hit_rate`` counts the others as misses;
+    ``started`` is the mean number of configurations started; ``incumbent_regret`` the mean
+    regret of the best value reported at any step (the secondary incumbent).
+    """
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["sampler"], r["corpus"], r["pruner"]), []).append(r)
+    out = []
+    for (sampler, corpus, pruner), rs in sorted(
+        groups.items(), key=lambda kv: _anytime_key(*kv[0])
+    ):
+        for i, budget in enumerate(rs[0]["budgets"]):
+            at = [r["at_budget"][i] for r in rs]
+            regrets = [a["regret"] for a in at if _finite(a["regret"])]
+            incumbents = [a["incumbent_regret"] for a in at if _finite(a["incumbent_regret"])]
+            out.append(
+                {
+                    "sampler": sampler,
+                    "corpus": corpus,
+                    "pruner": pruner,
+                    "budget": budget,
+                    "orderings": len(rs),
+                    "answered": len(regrets),
+                    "regret_mean": float(np.mean(regrets)) if regrets else math.nan,
+                    "regret_median": float(np.median(regrets)) if regrets else math.nan,
+                    "hit_rate": float(np.mean([a["hit"] for a in at])),
+                    "started": float(np.mean([a["started"] for a in at])),
+                    "incumbent_regret": float(np.mean(incumbents)) if incumbents else math.nan,
+                    "exhausted": sum(
+                        r["exhausted"] and r["epochs_spent"] < budget * r["n_steps"] for r in rs
+                    ),
+                }
+            )
+    return out
+
+
+def regret_trajectory(row: dict[str, Any], grid: np.ndarray) -> np.ndarray:
+    """The regret of the best complete trial finished within each number of steps of ``grid``.
+
+    NaN where no trial has completed yet; after the last trial, the study's final answer.
+    """
+    run = np.array([t[1] for t in row["trials"]], dtype=np.int64)
+    finals = np.array(
+        [t[3] if t[2] == "C" and t[3] is not None else -np.inf for t in row["trials"]],
+        dtype=np.float64,
+    )
+    if not run.size:
+        return np.full(len(grid), math.nan)
+    best = np.maximum.accumulate(finals)
+    regret = np.where(np.isfinite(best), (row["true_best"] - best) / row["scale"], math.nan)
+    done = np.searchsorted(np.cumsum(run), grid, side="right") - 1
+    return np.where(done >= 0, regret[np.maximum(done, 0)], math.nan)
+
+
+def mean_trajectories(
+    rows: Sequence[dict[str, Any]],
+) -> dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]]:
+    """Per (sampler, corpus, pruner): the grid of steps 1..max budget x T and the regret of
+    every ordering on it (orderings x grid)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["sampler"], r["corpus"], r["pruner"]), []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        end = max(int(math.ceil(max(r["budgets"]) * r["n_steps"])) for r in rs)
+        grid = np.arange(1, end + 1)
+        out[key] = (grid, np.array([regret_trajectory(r, grid) for r in rs]))
+    return out
+
+
+def speedup_to_reference(
+    rows: Sequence[dict[str, Any]], reference: float = 20.0
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """LC-PFN's headline figure, per (sampler, corpus).
+
+    The reference is the mean regret over orderings that no pruning (``nop``) has after
+    ``reference`` full trainings; each pruner's factor is ``reference x T`` divided by the
+    first number of steps at which its mean regret (over orderings, defined once every
+    ordering has a complete trial) is no higher. A factor below 1 means it needs more steps;
+    ``None`` means it never gets there within its largest budget, whose factor is then an
+    upper bound (``bound``).
+
+    Returns:
+        ``{(sampler, corpus): {"regret": reference regret, "factors": {pruner: factor or
+        None}, "bound": {pruner: reference steps / steps replayed}}}``; a corpus without a
+        ``nop`` run or whose budgets stop before the reference is left out.
+    """
+    curves = mean_trajectories(rows)
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for (sampler, corpus, pruner), (grid, regrets) in curves.items():
+        if pruner != "nop":
+            continue
+        n_steps = next(r["n_steps"] for r in rows if r["corpus"] == corpus)
+        ref_steps = int(round(reference * n_steps))
+        if ref_steps > grid[-1]:
+            continue
+        ref = float(np.mean(regrets[:, ref_steps - 1]))
+        if not math.isfinite(ref):
+            continue
+        factors: dict[str, float | None] = {}
+        bound: dict[str, float] = {}
+        for (s2, c2, p2), (g2, r2) in curves.items():
+            if (s2, c2) != (sampler, corpus) or p2 == "nop":
+                continue
+            mean = np.mean(r2, axis=0)  # NaN until every ordering has an answer
+            reached = np.flatnonzero(mean <= ref + 1e-12)
+            factors[p2] = ref_steps / float(g2[reached[0]]) if reached.size else None
+            bound[p2] = ref_steps / float(g2[-1])
+        out[(sampler, corpus)] = {"regret": ref, "factors": factors, "bound": bound}
+    return out
+
+
+def anytime_report(rows: Sequence[dict[str, Any]], reference: float = 20.0) -> str:
+    """The markdown of ``anytime`` results: per sampler, the corpus x budget table of mean
+    regret (lowest in bold), LC-PFN's figure, and the detailed table."""
+    summary = aggregate_anytime(rows)
+    factors = speedup_to_reference(rows, reference)
+    parts = []
+    for sampler in sorted({s["sampler"] for s in summary}, key=_sampler_rank):
+        ss = [s for s in summary if s["sampler"] == sampler]
+        seeds = sorted({r["ordering"] for r in rows if r["sampler"] == sampler})
+        parts.append(
+            f"#### Sampler `{sampler}`: mean normalized regret of the best complete trial "
+            f"(lowest in bold), {len(seeds)} ordering{'s' * (len(seeds) != 1)} "
+            f"(seed{'s' * (len(seeds) != 1)} {_ranges(seeds)})\n\n" + anytime_table(ss)
+        )
+        fs = {c: f for (smp, c), f in factors.items() if smp == sampler}
+        if fs:
+            parts.append(
+                f"#### Sampler `{sampler}`: how many times fewer steps than no pruning to "
+                f"reach the regret no pruning has after {reference:g} full trainings "
+                "(LC-PFN's figure)\n\n" + reference_table(fs)
+            )
+    parts.append(
+        "#### Every cell: mean / median regret, hit rate, configurations started, and the "
+        "secondary incumbent's mean regret (best value reported at any step)\n\n"
+        + anytime_detail_table(summary)
+    )
+    return "\n\n".join(parts)
+
+
+def anytime_table(summary: Sequence[dict[str, Any]]) -> str:
+    """Rows (corpus, budget), a column per pruner: mean regret, the lowest in bold.
+
+    A ``*`` marks a mean over fewer orderings than were run (the others had no complete trial
+    within the budget); ``†`` a budget beyond the steps the corpus holds for some orderings.
+    """
+    pruners = list(dict.fromkeys(s["pruner"] for s in summary))
+    keyed = {(s["corpus"], s["budget"], s["pruner"]): s for s in summary}
+    lines = [
+        "| corpus | B | " + " | ".join(pruners) + " |",
+        "|---|---|" + "---|" * len(pruners),
+    ]
+    for corpus, budget in dict.fromkeys((s["corpus"], s["budget"]) for s in summary):
+        cells = [keyed.get((corpus, budget, p)) for p in pruners]
+        shown = [_fmt(c["regret_mean"], 2) if c else "-" for c in cells]
+        finite = [float(v) for v in shown if v != "-"]
+        low = min(finite) if finite else None
+        out = []
+        for c, v in zip(cells, shown):
+            mark = ""
+            if c is not None and c["answered"] < c["orderings"]:
+                mark += "*"
+            if c is not None and c["exhausted"]:
+                mark += "†"
+            out.append(
+                (f"**{v}**" if low is not None and v != "-" and float(v) == low else v) + mark
+            )
+        lines.append(f"| {short_name(corpus)} | {budget:g} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def reference_table(factors: dict[str, dict[str, Any]]) -> str:
+    """Rows corpus, a column per pruner: LC-PFN's factor (see :func:`speedup_to_reference`)."""
+    pruners = list(dict.fromkeys(p for f in factors.values() for p in f["factors"]))
+    pruners.sort(key=lambda p: _group_order("", p))
+    lines = [
+        "| corpus | nop regret | " + " | ".join(pruners) + " |",
+        "|---|---|" + "---|" * len(pruners),
+    ]
+    for corpus in sorted(factors):
+        f = factors[corpus]
+        cells = []
+        for p in pruners:
+            if p not in f["factors"]:
+                cells.append("-")
+            elif f["factors"][p] is None:
+                cells.append(f"<{f['bound'][p]:.2f}x")
+            else:
+                cells.append(f"{f['factors'][p]:.2f}x")
+        lines.append(f"| {short_name(corpus)} | {f['regret']:.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def anytime_detail_table(summary: Sequence[dict[str, Any]]) -> str:
+    """One row per (sampler, corpus, pruner, budget) with every aggregated metric."""
+    lines = [
+        "| sampler | corpus | pruner | B | regret mean / median | hit rate | started "
+        "| incumbent regret (secondary) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summary:
+        answered = (
+            "" if s["answered"] == s["orderings"] else f" ({s['answered']}/{s['orderings']})"
+        )
+        lines.append(
+            f"| {s['sampler']} | {short_name(s['corpus'])} | {s['pruner']} | {s['budget']:g} "
+            f"| {_fmt(s['regret_mean'], 3)} / {_fmt(s['regret_median'], 3)}{answered} "
+            f"| {s['hit_rate']:.2f} | {s['started']:.0f} | {_fmt(s['incumbent_regret'], 3)} |"
+        )
+    return "\n".join(lines)
+
+
+def anytime_plots(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    """Per corpus, normalized regret against full trainings spent (log x), a panel per sampler:
+    the mean over orderings per pruner, shaded between the 25th and 75th percentiles.
+
+    Returns the files written (``anytime_<corpus>.png``); nothing without matplotlib.
+    """
+    plt = _pyplot()
+    if plt is None:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    curves = mean_trajectories(rows)
+    # One colour per pruner on every panel and figure; no pruning grey and dashed, SRP thick.
+    pruners = sorted({r["pruner"] for r in rows}, key=lambda p: _group_order("", p))
+    styles: dict[str, tuple[Any, str, float]] = {"nop": ("grey", "--", 2.0)}
+    for i, p in enumerate(q for q in pruners if q != "nop"):
+        styles[p] = (plt.get_cmap("tab10")(i % 10), "-", 2.0 if p.startswith("srp") else 1.0)
+    written = []
+    for corpus in sorted({r["corpus"] for r in rows}):
+        samplers = sorted({k[0] for k in curves if k[1] == corpus}, key=_sampler_rank)
+        fig, axes = plt.subplots(
+            1, len(samplers), figsize=(5.2 * len(samplers), 3.8), squeeze=False, sharey=True
+        )
+        n_steps = next(r["n_steps"] for r in rows if r["corpus"] == corpus)
+        budgets = next(r["budgets"] for r in rows if r["corpus"] == corpus)
+        top = 0.0
+        for ax, sampler in zip(axes[0], samplers):
+            keys = sorted(
+                (k for k in curves if k[:2] == (sampler, corpus)),
+                key=lambda k: _group_order("", k[2]),
+            )
+            for key in keys:
+                grid, regrets = curves[key]
+                x = grid / n_steps
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+                    mean = np.mean(regrets, axis=0)
+                    lo, hi = np.nanpercentile(regrets, [25, 75], axis=0)
+                lo[np.isnan(mean)] = hi[np.isnan(mean)] = np.nan
+                color, style, width = styles[key[2]]
+                ax.plot(x, mean, style, color=color, linewidth=width, label=key[2])
+                ax.fill_between(x, lo, hi, color=color, alpha=0.12, linewidth=0)
+                late = mean[x >= 1.0]
+                if np.isfinite(late).any():
+                    top = max(top, float(np.nanmax(late)))
+            for b in budgets:
+                ax.axvline(b, color="grey", linewidth=0.5, linestyle=":")
+            ax.set_xscale("log")
+            ax.set_xlim(1.0, max(budgets))
+            ax.set_xlabel("full trainings spent (steps / T)")
+            ax.set_title(f"{short_name(corpus)}, sampler {sampler}", fontsize=9)
+        axes[0][0].set_ylabel("normalized regret (mean, IQR)")
+        axes[0][0].set_ylim(-0.02, min(max(top, 0.1), 1.5) * 1.05)
+        axes[0][0].legend(fontsize=7, ncol=2)  # the random panel: every pruner
+        fig.tight_layout()
+        path = out / f"anytime_{_slug(corpus)}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+_DISPLAY_PREFIXES = (
+    ("accelerating_nas-", ""),
+    ("taskset-FixedTextRNNClassification_imdb_", "taskset "),
+)
+_DISPLAY_SUFFIXES = (("-blood-transfusion-service-center", " (blood transfusion)"),)
+
+
+def short_name(corpus: str) -> str:
+    """A corpus's name as the tables of docs/benchmarks.md show it (shared prefixes cut)."""
+    for long, short in _DISPLAY_PREFIXES:
+        if corpus.startswith(long):
+            corpus = short + corpus[len(long) :]
+    for long, short in _DISPLAY_SUFFIXES:
+        if corpus.endswith(long):
+            corpus = corpus[: -len(long)] + short
+    return corpus
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend, or None (saying so) when not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plots", file=sys.stderr)
+        return None
+    return plt
+
+
+def _anytime_key(sampler: str, corpus: str, pruner: str) -> tuple[int, str, int, str]:
+    return (_sampler_rank(sampler),) + _group_order(corpus, pruner)
+
+
+def _sampler_rank(sampler: str) -> int:
+    return _SAMPLER_ORDER.index(sampler) if sampler in _SAMPLER_ORDER else len(_SAMPLER_ORDER)
+
+
+def _ranges(values: Sequence[int]) -> str:
+    """``0-9`` for consecutive integers, else the list."""
+    if values and list(values) == list(range(values[0], values[0] + len(values))):
+        return f"{values[0]}-{values[-1]}" if len(values) > 1 else str(values[0])
+    return ", ".join(map(str, values))
 
 
 def _group_order(corpus: str, pruner: str) -> tuple[str, int, str]:

@@ -1,0 +1,483 @@
+"""``anytime``: what each pruner's study returns for a fixed training budget (anytime regret).
+
+Users buy epochs, not trials. Each ordering replays a corpus as a real Optuna study, through the
+same objective as ``replay`` (:func:`~optuna_srp.benchmark._replay.play_trial`), until the
+largest budget is spent or the corpus runs out; then, at every budget, it asks what the study
+would return.
+
+Budgets are in full trainings: ``B`` means ``B x T`` steps, ``T`` the longest curve of the
+corpus. Steps are counted in the order the trials ran (the replay is sequential); a trial that
+starts before a budget and ends after it is trained to its end, but it counts at that budget
+only for the secondary incumbent, with the steps it reported within the budget.
+
+Metrics at a budget, all in the corpus's "higher is better" orientation:
+
+- ``regret``: ``(true best - found) / (true best - median final)``, where *found* is the best
+  final value of the COMPLETE trials finished within the budget (what ``study.best_trial``
+  returns: a pruned trial's model was not trained to the end), *true best* and *median final*
+  are over every configuration of the corpus (diverged runs ignored). 0: the study returns the
+  corpus's best; 1: no better than a typical configuration. NaN while no trial has completed.
+- ``hit``: *found* is as good as the corpus's best (relative tolerance 1e-9).
+- ``started``: configurations started within the budget.
+- ``incumbent_regret`` (secondary): the same regret for the incumbent DPL and ifBO use, the
+  best value reported at any step of any trial within the budget. It can be negative: a curve
+  can peak above the best final value.
+
+Samplers:
+
+- ``random``: ordering ``k`` replays ``numpy.random.default_rng(k).permutation(n_configs)`` as
+  ``replay`` does (each configuration enqueued with its recorded parameters).
+- ``tpe``: Optuna's ``TPESampler(seed=k)`` proposes each trial's parameters from the corpus's
+  distributions; the study trains the nearest recorded configuration not yet used in that study
+  (see :class:`NearestUnusedSampler`) and the trial carries that configuration's recorded
+  parameters, so TPE models what was actually trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+import math
+from pathlib import Path
+import sys
+import time
+from typing import Any
+import warnings
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_srp.benchmark._corpus import Config
+from optuna_srp.benchmark._corpus import Corpus
+from optuna_srp.benchmark._pruners import PrunerSpec
+from optuna_srp.benchmark._replay import add_output_arguments
+from optuna_srp.benchmark._replay import add_study_arguments
+from optuna_srp.benchmark._replay import config_distributions
+from optuna_srp.benchmark._replay import create_replay_study
+from optuna_srp.benchmark._replay import load_inputs
+from optuna_srp.benchmark._replay import ordering_indices
+from optuna_srp.benchmark._replay import play_trial
+from optuna_srp.benchmark._replay import regret_scale
+from optuna_srp.benchmark._replay import resolve_pruner
+from optuna_srp.benchmark._replay import results_path
+from optuna_srp.benchmark._replay import run_studies
+
+
+DEFAULT_BUDGETS = (10.0, 25.0, 50.0, 100.0)
+SAMPLERS = ("random", "tpe")
+REFERENCE_BUDGET = 20.0
+"""LC-PFN's reference: the regret no pruning has after this many full trainings."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``anytime`` options to ``parser``."""
+    add_study_arguments(parser, orderings=10)
+    parser.add_argument(
+        "--budgets",
+        nargs="+",
+        type=float,
+        default=list(DEFAULT_BUDGETS),
+        metavar="B",
+        help="budgets in full trainings (multiples of the longest curve); default 10 25 50 100",
+    )
+    parser.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default="random",
+        help="random: seeded permutations of the corpus; tpe: TPESampler's proposals, each "
+        "trained as the nearest recorded configuration not yet used",
+    )
+    add_output_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``anytime`` from parsed arguments; returns the exit status."""
+    from optuna_srp.benchmark import _report
+
+    inputs = load_inputs(args)
+    if inputs is None:
+        return 2
+    specs, corpora = inputs
+    bad = [b for b in args.budgets if not (math.isfinite(b) and b > 0)]
+    if bad:
+        print(f"error: --budgets must be positive, got {bad[0]}", file=sys.stderr)
+        return 2
+    out: Path | None = args.out
+    results_file = results_path(out)
+    start = time.perf_counter()
+    rows = run_anytime(
+        corpora,
+        specs,
+        budgets=args.budgets,
+        orderings=args.orderings,
+        first_ordering=args.first_ordering,
+        sampler=args.sampler,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        results_file=results_file,
+    )
+    wall = time.perf_counter() - start
+    text = _report.anytime_report(rows)
+    print(text)
+    print(f"{len(rows)} studies in {wall:.0f} s with --jobs {args.jobs}", file=sys.stderr)
+    if out is not None:
+        (out / "summary.md").write_text(text + "\n")
+        if not args.no_plots:
+            for written in _report.anytime_plots(rows, out):
+                print(f"wrote {written}", file=sys.stderr)
+        print(f"wrote {results_file} and {out / 'summary.md'}", file=sys.stderr)
+    return 0
+
+
+def run_anytime(
+    corpora: Sequence[Corpus],
+    specs: Sequence[PrunerSpec],
+    budgets: Sequence[float] = DEFAULT_BUDGETS,
+    orderings: int = 10,
+    first_ordering: int = 0,
+    sampler: str = "random",
+    jobs: int = 1,
+    progress: bool = False,
+    results_file: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Run an anytime study for every (corpus, pruner, ordering).
+
+    Args:
+        corpora: The corpora.
+        specs: The pruners.
+        budgets: Budgets in full trainings.
+        orderings: Orderings per corpus, seeded ``first_ordering..first_ordering+orderings-1``.
+        first_ordering: The seed of the first ordering.
+        sampler: ``"random"`` or ``"tpe"``.
+        jobs: Worker processes; 1 runs in this process.
+        progress: Show a progress bar.
+        results_file: If given, append each study's result to it as a JSON line as it ends.
+
+    Returns:
+        One result per study (see :func:`anytime_study`), sorted by corpus, pruner, ordering.
+    """
+    tasks = [
+        (ci, si, (specs[si], k, sampler, tuple(budgets)))
+        for ci in range(len(corpora))
+        for si in range(len(specs))
+        for k in range(first_ordering, first_ordering + orderings)
+    ]
+
+    def describe(r: dict[str, Any]) -> str:
+        last = r["at_budget"][-1]["regret"]
+        return f"{r['corpus']} {r['pruner']} {r['sampler']} #{r['ordering']} regret {last:.3f}"
+
+    return run_studies(
+        corpora,
+        specs,
+        tasks,
+        anytime_study,
+        jobs=jobs,
+        progress=progress,
+        results_file=results_file,
+        describe=describe,
+    )
+
+
+def anytime_study(
+    corpus: Corpus,
+    pruner: PrunerSpec | BasePruner,
+    ordering: int = 0,
+    sampler: str = "random",
+    budgets: Sequence[float] = DEFAULT_BUDGETS,
+) -> dict[str, Any]:
+    """Replay one study until ``max(budgets)`` full trainings are spent, and measure it.
+
+    Args:
+        corpus: The corpus.
+        pruner: A pruner spec or a pruner instance (used as is).
+        ordering: The ordering's seed (the permutation's, or TPE's).
+        sampler: ``"random"`` or ``"tpe"`` (see the module docstring).
+        budgets: Budgets in full trainings.
+
+    Returns:
+        A JSON-serialisable dict: the settings; ``n_steps`` (T), ``true_best``, ``median_final``
+        and ``scale`` (the regret's unit) of the corpus; ``at_budget``, the metrics of
+        :func:`budget_metrics` at each budget; ``epochs_spent``; ``exhausted`` (the corpus ran
+        out before the largest budget); and ``trials``, a list of ``[config id, steps trained,
+        "C"|"P"|"F", final value (higher is better) or None]`` in trial order.
+
+    Raises:
+        ValueError: If ``sampler`` or a budget is invalid.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if not budgets or not all(math.isfinite(b) and b > 0 for b in budgets):
+        raise ValueError(f"budgets must be positive numbers, got {list(budgets)}")
+    label, instance = resolve_pruner(pruner)
+    n_steps = max(c.curve.size for c in corpus.configs)
+    limit = max(budgets) * n_steps
+    steps = corpus.step_values
+    chooser: NearestUnusedSampler | None = None
+    if sampler == "random":
+        order = ordering_indices(len(corpus.configs), ordering)
+        study_sampler: BaseSampler = optuna.samplers.RandomSampler(seed=ordering)
+    else:
+        chooser = NearestUnusedSampler(corpus, optuna.samplers.TPESampler(seed=ordering))
+        study_sampler = chooser
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    start = time.perf_counter()
+    played: list[Config] = []
+    trials: list[list[Any]] = []
+    spent = 0
+    with warnings.catch_warnings():
+        # Wilcoxon warns on NaN; Optuna on FAIL; SRPPruner on a failed fit. None matter here.
+        warnings.simplefilter("ignore")
+        study = create_replay_study(
+            corpus, f"{label}|{sampler}|{ordering}", instance, study_sampler
+        )
+        while spent < limit and len(played) < len(corpus.configs):
+            if chooser is None:
+                config = corpus.configs[order[len(played)]]
+                study.enqueue_trial(dict(config.params))
+                trial = study.ask(fixed_distributions=config_distributions(corpus, config))
+            else:
+                trial = study.ask(fixed_distributions=chooser.common_distributions)
+                config = chooser.config_of(trial.number)
+                for name, dist in config_distributions(corpus, config).items():
+                    _suggest(trial, name, dist)  # the parameters not every config has
+            n_run, state = play_trial(study, trial, config, steps)
+            spent += n_run
+            played.append(config)
+            final = config.final * corpus.sign
+            trials.append([config.id, n_run, state, final if math.isfinite(final) else None])
+    wall = time.perf_counter() - start
+
+    finals = corpus.finals() * corpus.sign
+    finite = finals[np.isfinite(finals)]
+    true_best = float(finite.max()) if finite.size else math.nan
+    scale = regret_scale(finals)
+    curves = [c.curve * corpus.sign for c in played]
+    steps_run = [t[1] for t in trials]
+    completed = [t[2] == "C" for t in trials]
+    return {
+        "kind": "anytime",
+        "corpus": corpus.name,
+        "corpus_path": str(corpus.path) if corpus.path is not None else None,
+        "pruner": label,
+        "sampler": sampler,
+        "ordering": ordering,
+        "direction": corpus.direction,
+        "n_configs": len(corpus.configs),
+        "n_steps": n_steps,
+        "true_best": true_best,
+        "median_final": float(np.median(finite)) if finite.size else math.nan,
+        "scale": scale,
+        "budgets": [float(b) for b in budgets],
+        "at_budget": [
+            budget_metrics(curves, steps_run, completed, b * n_steps, true_best, scale)
+            for b in budgets
+        ],
+        "epochs_spent": spent,
+        "exhausted": spent < limit,
+        "wall_s": wall,
+        "trials": trials,
+    }
+
+
+def budget_metrics(
+    curves: Sequence[np.ndarray],
+    steps_run: Sequence[int],
+    completed: Sequence[bool],
+    budget_steps: float,
+    true_best: float,
+    scale: float,
+) -> dict[str, Any]:
+    """What a sequential study returns after ``budget_steps`` steps.
+
+    Args:
+        curves: Each trial's recorded curve in trial order, higher is better, NaN if diverged.
+        steps_run: The steps each trial trained.
+        completed: Whether each trial completed (not pruned, not failed).
+        budget_steps: The budget in steps.
+        true_best: The corpus's best final value (higher is better).
+        scale: The regret's unit (``true best - median final``).
+
+    Returns:
+        ``regret``, ``found``, ``hit``, ``started``, ``finished``, ``incumbent`` and
+        ``incumbent_regret`` as in the module docstring; NaN where undefined.
+    """
+    run = np.asarray(steps_run, dtype=np.int64)
+    ends = np.cumsum(run)
+    starts = ends - run
+    finished = ends <= budget_steps
+    found = math.nan
+    incumbent = math.nan
+    for curve, n_run, start, done, complete in zip(curves, run, starts, finished, completed):
+        if start >= budget_steps:
+            break
+        seen = np.asarray(curve[: int(min(n_run, budget_steps - start))], dtype=np.float64)
+        seen = seen[np.isfinite(seen)]
+        if seen.size:
+            incumbent = float(seen.max()) if math.isnan(incumbent) else max(incumbent, seen.max())
+        final = float(curve[n_run - 1]) if n_run else math.nan
+        if done and complete and math.isfinite(final):
+            found = final if math.isnan(found) else max(found, final)
+    tol = 1e-9 * max(1.0, abs(true_best)) if math.isfinite(true_best) else 0.0
+    return {
+        "regret": (true_best - found) / scale,
+        "found": found,
+        "hit": bool(math.isfinite(found) and found >= true_best - tol),
+        "started": int(np.sum(starts < budget_steps)),
+        "finished": int(np.sum(finished)),
+        "incumbent": incumbent,
+        "incumbent_regret": (true_best - incumbent) / scale,
+    }
+
+
+class NearestUnusedSampler(BaseSampler):
+    """Trains the recorded configuration nearest to another sampler's proposal, once each.
+
+    Tabular benchmarks hold a finite set of configurations; a continuous sampler's proposal is
+    mapped to the nearest recorded one that this study has not used yet. Numeric parameters are
+    normalised to [0, 1] over their distribution's range (on the log scale where the
+    distribution is log) and compared by Euclidean distance; categorical ones must match: each
+    mismatch costs more than any numeric distance, so a configuration matching every categorical
+    proposal is always preferred. Ties go to the configuration first in the corpus.
+
+    It works through Optuna's relative sampling: the proposal and the lookup happen in
+    :meth:`sample_relative`, which returns the chosen configuration's recorded parameters, so
+    the trial carries those, and the proposer (TPE) later models what was actually trained. The
+    proposer sees the same study, filtered by the pruner (e.g. by ``HyperbandPruner``'s
+    brackets), as it would in a user's study.
+
+    Args:
+        corpus: The corpus.
+        proposer: The sampler whose ``sample_independent`` proposes each parameter.
+    """
+
+    def __init__(self, corpus: Corpus, proposer: BaseSampler) -> None:
+        self._corpus = corpus
+        self._proposer = proposer
+        self._space = dict(corpus.distributions)
+        self._numeric = [
+            n for n, d in self._space.items() if not isinstance(d, CategoricalDistribution)
+        ]
+        self._categorical = [
+            n for n, d in self._space.items() if isinstance(d, CategoricalDistribution)
+        ]
+        self._x = np.array([self._normalised(c.params) for c in corpus.configs])
+        self._codes = np.array([self._category_codes(c.params) for c in corpus.configs])
+        self._used = np.zeros(len(corpus.configs), dtype=bool)
+        self._chosen: dict[int, int] = {}
+        names = set(self._space)
+        for c in corpus.configs:
+            names &= set(c.params)
+        self.common_distributions = {n: d for n, d in self._space.items() if n in names}
+        if not self.common_distributions:
+            raise ValueError(
+                f"corpus {corpus.name!r}: no parameter is held by every configuration, which "
+                "the lookup needs to start a trial"
+            )
+
+    def nearest(self, params: dict[str, Any]) -> int:
+        """The index of the unused configuration nearest to ``params``.
+
+        Raises:
+            ValueError: If every configuration has been used.
+        """
+        if self._used.all():
+            raise ValueError(f"every configuration of {self._corpus.name!r} has been used")
+        x = self._normalised(params)
+        gap = np.where(np.isnan(self._x), 1.0, self._x - x) if self._x.size else self._x
+        dist = np.sum(np.square(gap), axis=1) if self._x.size else np.zeros(len(self._used))
+        if self._codes.size:
+            mismatches = np.sum(self._codes != self._category_codes(params), axis=1)
+            dist = dist + mismatches * (len(self._numeric) + 1.0)
+        dist[self._used] = np.inf
+        return int(np.argmin(dist))
+
+    def config_of(self, trial_number: int) -> Config:
+        """The configuration chosen for trial ``trial_number``."""
+        return self._corpus.configs[self._chosen[trial_number]]
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return dict(self._space)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        proposal = {
+            name: self._proposer.sample_independent(study, trial, name, dist)
+            for name, dist in self._space.items()
+        }
+        index = self.nearest(proposal)
+        self._used[index] = True
+        self._chosen[trial.number] = index
+        return dict(self._corpus.configs[index].params)
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._proposer.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._proposer.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._proposer.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._proposer.reseed_rng()
+
+    def _normalised(self, params: dict[str, Any]) -> list[float]:
+        out = []
+        for name in self._numeric:
+            dist = self._space[name]
+            assert isinstance(dist, (FloatDistribution, IntDistribution))
+            value = params.get(name)
+            if value is None:
+                out.append(math.nan)
+                continue
+            low, high, v = float(dist.low), float(dist.high), float(value)
+            if dist.log:
+                low, high, v = math.log(low), math.log(high), math.log(v)
+            out.append((v - low) / (high - low) if high > low else 0.0)
+        return out
+
+    def _category_codes(self, params: dict[str, Any]) -> list[int]:
+        codes = []
+        for name in self._categorical:
+            dist = self._space[name]
+            assert isinstance(dist, CategoricalDistribution)
+            codes.append(dist.choices.index(params[name]) if name in params else -1)
+        return codes
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    raise TypeError(f"parameter {name!r}: unsupported distribution {dist!r}")
