@@ -138,7 +138,7 @@ class CheckedSRPPruner(SRPPruner):
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
         decision = super().prune(study, trial)
-        fit = self._fits.get(study.study_name)
+        fit = self._fit_for(study)
         problems: list[str] = []
         if fit is not None:
             # COMPLETE is final, so "complete now" is a superset of "complete at fit time".

@@ -28,6 +28,8 @@ ExtraFeatures = Callable[[FrozenTrial], Sequence[float]]
 # How far below the typical spread of values a diverged or very bad run is clipped, in units
 # of the 10-90% range. Only the bad side is clipped: the good side is where decisions are made.
 _BAD_SIDE_CLIP = 3.0
+# A spread below this fraction of the values' magnitude is rounding noise, not information.
+_RELATIVE_NOISE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -105,16 +107,23 @@ def make_record(
 
 def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
     """Median and 10-90% range of the finite values (IQR collapses where most runs sit at
-    chance, as on TaskSet and LCBench)."""
+    chance, as on TaskSet and LCBench).
+
+    Both follow the values' units: a range is used where it is more than rounding noise on
+    values of that magnitude, and with no spread at all the scale is the magnitude itself
+    (1 only for zeros). An absolute floor would make the same study decide differently in
+    other units.
+    """
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return 0.0, 1.0
     center = float(np.median(finite))
+    magnitude = float(np.max(np.abs(finite)))
     for lo, hi in ((10, 90), (1, 99), (0, 100)):
         q_lo, q_hi = np.percentile(finite, [lo, hi])
-        if q_hi - q_lo > 1e-12 * max(1.0, abs(center)):
+        if q_hi - q_lo > _RELATIVE_NOISE * magnitude:
             return center, float(q_hi - q_lo)
-    return center, 1.0
+    return center, magnitude if magnitude > 0.0 else 1.0
 
 
 def encode_target(finals: np.ndarray) -> np.ndarray:

@@ -5,19 +5,17 @@ It knows nothing about Optuna: ``X`` is a numeric matrix, ``y`` the value to pre
 
 from __future__ import annotations
 
+import math
 from numbers import Integral
 from numbers import Real
 from typing import Any
 
 import numpy as np
-from sklearn.base import _fit_context
 from sklearn.base import BaseEstimator
 from sklearn.base import RegressorMixin
 from sklearn.model_selection import KFold
 from sklearn.svm import NuSVR
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
-from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data
 
@@ -32,6 +30,9 @@ _MIN_NEIGHBORS = 10
 # -145% accuracy for a run whose features were each within 2 standard deviations of the
 # training runs'.
 _EXTRAPOLATION_MARGIN = 0.1
+# A spread below this fraction of the values' magnitude is rounding noise, not information.
+_RELATIVE_NOISE = 1e-12
+_CALIBRATIONS = frozenset({"local", "global", "spread"})
 
 
 class SRMEnsemble(RegressorMixin, BaseEstimator):
@@ -108,20 +109,6 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
     >>> mean, std = model.predict(X[:2], return_std=True)
     """
 
-    _parameter_constraints: dict = {
-        "n_estimators": [Interval(Integral, 1, None, closed="left")],
-        "nu": [Interval(Real, 0, 1, closed="right"), None],
-        "C": [Interval(Real, 0, None, closed="neither"), None],
-        "gamma": [Interval(Real, 0, None, closed="left"), None],
-        "calibration": [StrOptions({"local", "global", "spread"})],
-        "n_neighbors": [
-            Interval(Integral, 1, None, closed="left"),
-            Interval(Real, 0, 1, closed="right"),
-        ],
-        "robust_floor": ["boolean"],
-        "random_state": ["random_state"],
-    }
-
     def __init__(
         self,
         n_estimators: int = 10,
@@ -143,7 +130,6 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         self.robust_floor = robust_floor
         self.random_state = random_state
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> SRMEnsemble:
         """Fit the ensemble.
 
@@ -156,18 +142,19 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         -------
         self : SRMEnsemble
         """
+        self._validate_params()
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         n_samples = X.shape[0]
         if n_samples < 2:
-            raise ValueError(f"SRMEnsemble needs at least 2 samples, but got {n_samples}.")
+            raise ValueError(
+                f"SRMEnsemble needs at least 2 samples, but got n_samples = {n_samples}."
+            )
         rng = check_random_state(self.random_state)
 
         self.x_mean_ = X.mean(axis=0)
-        x_std = X.std(axis=0)
-        self.x_scale_ = np.where(x_std > 1e-12, x_std, 1.0)
+        self.x_scale_ = _scale(X.std(axis=0), np.abs(X).max(axis=0))
         self.y_mean_ = float(y.mean())
-        y_std = float(y.std())
-        self.y_scale_ = y_std if y_std > 1e-12 else 1.0
+        self.y_scale_ = float(_scale(np.array([y.std()]), np.array([np.abs(y).max()]))[0])
         Xs = (X - self.x_mean_) / self.x_scale_
         ys = (y - self.y_mean_) / self.y_scale_
         self.target_range_ = (float(y.min()), float(y.max()))
@@ -176,6 +163,7 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         self.estimators_: list[NuSVR] = []
         oob_sum = np.zeros(n_samples)
         oob_count = np.zeros(n_samples)
+        bootstraps = []
         for _ in range(self.n_estimators):
             idx = rng.randint(0, n_samples, n_samples)
             if np.ptp(ys[idx]) == 0.0:
@@ -183,6 +171,11 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
             svr = self._make_svr(**self.best_params_, n_features=Xs.shape[1])
             svr.fit(Xs[idx], ys[idx])
             self.estimators_.append(svr)
+            bootstraps.append(idx)
+        # Stacked once here, not lazily in predict: an estimator's state changes only in fit.
+        self._support = _stack_support(self.estimators_)
+        self._intercepts = np.array([e.intercept_[0] for e in self.estimators_])
+        for svr, idx in zip(self.estimators_, bootstraps):
             oob = np.ones(n_samples, dtype=bool)
             oob[idx] = False
             if oob.any():
@@ -206,6 +199,43 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         else:
             self.residual_dof_ = float(self._window_size() - 1)
         return self
+
+    def _validate_params(self) -> None:
+        """Check the parameters (in fit, as scikit-learn does) with errors naming each."""
+        _check_number("n_estimators", self.n_estimators, Integral, 1, math.inf, True, False)
+        _check_number("nu", self.nu, Real, 0.0, 1.0, False, True, allow_none=True)
+        _check_number("C", self.C, Real, 0.0, math.inf, False, False, allow_none=True)
+        _check_number("gamma", self.gamma, Real, 0.0, math.inf, True, False, allow_none=True)
+        if not isinstance(self.calibration, str) or self.calibration not in _CALIBRATIONS:
+            raise ValueError(
+                "The 'calibration' parameter of SRMEnsemble must be one of "
+                f"{sorted(_CALIBRATIONS)}, but got calibration={self.calibration!r}."
+            )
+        k = self.n_neighbors
+        if isinstance(k, Integral) and not isinstance(k, bool):
+            _check_number("n_neighbors", k, Integral, 1, math.inf, True, False)
+        elif isinstance(k, Real) and not isinstance(k, bool):
+            _check_number("n_neighbors", k, Real, 0.0, 1.0, False, True)
+        else:
+            raise TypeError(
+                "The 'n_neighbors' parameter of SRMEnsemble must be an int >= 1 or a float in "
+                f"(0, 1], but got n_neighbors={k!r}."
+            )
+        if not isinstance(self.robust_floor, (bool, np.bool_)):
+            raise TypeError(
+                "The 'robust_floor' parameter of SRMEnsemble must be a bool, but got "
+                f"robust_floor={self.robust_floor!r}."
+            )
+        rs = self.random_state
+        if not (
+            rs is None
+            or isinstance(rs, np.random.RandomState)
+            or (isinstance(rs, Integral) and not isinstance(rs, bool) and 0 <= rs < 2**32)
+        ):
+            raise ValueError(
+                "The 'random_state' parameter of SRMEnsemble must be an int in [0, 2**32 - 1], "
+                f"a numpy RandomState or None, but got random_state={rs!r}."
+            )
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
         """Predict the target, optionally with its standard deviation.
@@ -265,35 +295,6 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
             (high + margin - self.y_mean_) / self.y_scale_,
         )
 
-    @property
-    def _support(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-        """All members' support vectors stacked, their squared norms, dual coefficients, the
-        offset where
-        each member's block starts, and the shared kernel width."""
-        cached = self.__dict__.get("_support_cache")
-        if cached is None or cached[0] is not self.estimators_:
-            sv = np.vstack([e.support_vectors_ for e in self.estimators_])
-            coef = np.concatenate([e.dual_coef_[0] for e in self.estimators_])
-            sizes = [len(e.support_vectors_) for e in self.estimators_]
-            if min(sizes) == 0:  # reduceat needs non-empty blocks: add a zero-weight vector
-                sv = np.vstack(
-                    [
-                        np.vstack([e.support_vectors_, np.zeros((1, sv.shape[1]))])
-                        for e in self.estimators_
-                    ]
-                )
-                coef = np.concatenate([np.append(e.dual_coef_[0], 0.0) for e in self.estimators_])
-                sizes = [n + 1 for n in sizes]
-            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
-            gamma = float(self.estimators_[0]._gamma)
-            cached = (self.estimators_, (sv, np.sum(sv**2, axis=1), coef, offsets, gamma))
-            self.__dict__["_support_cache"] = cached
-        return cached[1]
-
-    @property
-    def _intercepts(self) -> np.ndarray:
-        return np.array([e.intercept_[0] for e in self.estimators_])
-
     def _window_size(self) -> int:
         """How many out-of-bag residuals the local calibration averages."""
         n = len(self.oob_prediction_)
@@ -344,3 +345,60 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
                 best, best_err = (nu, c, g), err
         nu, c, g = best
         return {"nu": nu, "C": c, "gamma": g}
+
+
+def _stack_support(
+    estimators: list[NuSVR],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """All members' support vectors stacked, their squared norms, dual coefficients, the
+    offset where each member's block starts, and the shared kernel width."""
+    sv = np.vstack([e.support_vectors_ for e in estimators])
+    coef = np.concatenate([e.dual_coef_[0] for e in estimators])
+    sizes = [len(e.support_vectors_) for e in estimators]
+    if min(sizes) == 0:  # reduceat needs non-empty blocks: add a zero-weight vector
+        sv = np.vstack(
+            [np.vstack([e.support_vectors_, np.zeros((1, sv.shape[1]))]) for e in estimators]
+        )
+        coef = np.concatenate([np.append(e.dual_coef_[0], 0.0) for e in estimators])
+        sizes = [n + 1 for n in sizes]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+    return sv, np.sum(sv**2, axis=1), coef, offsets, float(estimators[0]._gamma)
+
+
+def _scale(std: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
+    """The standard deviation where it is more than rounding noise on values of
+    ``magnitude``, else the magnitude itself (1 for zeros): relative, never an absolute floor,
+    so that standardised data are the same whatever the units and offset of the input."""
+    fallback = np.where(magnitude > 0.0, magnitude, 1.0)
+    return np.where(std > _RELATIVE_NOISE * magnitude, std, fallback)
+
+
+def _check_number(
+    name: str,
+    value: Any,
+    kind: type,
+    low: float,
+    high: float,
+    closed_low: bool,
+    closed_high: bool,
+    allow_none: bool = False,
+) -> None:
+    if value is None and allow_none:
+        return
+    is_kind = isinstance(value, kind) and not isinstance(value, bool)
+    if not is_kind:
+        expected = "an int" if kind is Integral else "a float"
+        none = " or None" if allow_none else ""
+        raise TypeError(
+            f"The {name!r} parameter of SRMEnsemble must be {expected}{none}, but got "
+            f"{name}={value!r}."
+        )
+    above = value >= low if closed_low else value > low
+    below = value <= high if closed_high else value < high
+    if not (above and below) or math.isnan(value):
+        left = "[" if closed_low else "("
+        right = "]" if closed_high else ")"
+        raise ValueError(
+            f"The {name!r} parameter of SRMEnsemble must be in {left}{low}, {high}{right}, "
+            f"but got {name}={value!r}."
+        )

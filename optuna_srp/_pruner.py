@@ -12,9 +12,10 @@ import threading
 from typing import Any
 from typing import TYPE_CHECKING
 import warnings
+import weakref
 
 import numpy as np
-from optuna.exceptions import UpdateFinishedTrialError
+import optuna.exceptions
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
@@ -31,10 +32,17 @@ from optuna_srp._model import SRMEnsemble
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from optuna.study import Study
 
 
 ATTR_PREFIX = "srp:"
+# Optuna 4.3 added UpdateFinishedTrialError; before it, writing to a finished trial raised the
+# RuntimeError it subclasses.
+_UpdateFinishedTrialError: type[Exception] = getattr(
+    optuna.exceptions, "UpdateFinishedTrialError", RuntimeError
+)
 # Decision steps get their own model; in between, the nearest lower one is used. Geometric
 # spacing gives early steps (where most trials are stopped) fine resolution at a bounded cost.
 _CHECKPOINT_RATIO = 1.25
@@ -48,6 +56,8 @@ _FULL_THRESHOLD_FRACTION = 0.1
 _RANK_CHECK_MIN_COMPLETE = 20
 _RANK_CHECK_TOP_FRACTION = 0.1
 _RANK_CHECK_MIN_TOP = 6
+# The smallest predicted std, in units of the complete trials' 10-90% range of final values.
+_MIN_STANDARDISED_STD = 1e-12
 
 
 @dataclass
@@ -56,23 +66,50 @@ class _StepModel:
     model: SRMEnsemble | None  # None: the fit failed, do not prune with it
 
 
+# A trial as the caches know it: its number and its completion time. The time tells apart two
+# trials of the same number in a study deleted and re-created under the same id (SQLite reuses
+# a deleted row's id).
+_TrialKey = tuple[int, Any]
+# A trial's sorted steps, its best finite value up to each and its value at each (non-finite
+# ones as -inf), higher is better.
+_Curve = tuple[list[int], list[float], list[float]]
+
+
 @dataclass
 class _Fit:
     """Everything fitted from one set of complete trials."""
 
     complete_numbers: frozenset[int]
+    complete_keys: frozenset[_TrialKey]
     n_complete_seen: int
+    n_readable: int  # complete trials that could be turned into records (before subsampling)
     records: list[CurveRecord]
     target: np.ndarray  # standardised: (encoded final - target_center) / target_scale
     target_center: float
     target_scale: float
     best_final: float
+    incumbent_curves: list[_Curve]  # of the complete trials whose value is best_final
     checkpoints: np.ndarray
     steps: np.ndarray  # the distinct steps the complete trials reported, sorted
+    end_step: int | None  # the lower median of the complete trials' last steps
     step_models: dict[int, _StepModel] = field(default_factory=dict)
     values_at_step: dict[int, np.ndarray] = field(default_factory=dict)
     quantile_at_step: dict[tuple[int, float], float] = field(default_factory=dict)
     ranks_hold_at_step: dict[int, bool] = field(default_factory=dict)
+
+
+@dataclass
+class _StudyState:
+    """What the pruner keeps for one study: nothing in it is shared with another study."""
+
+    storage: Callable[[], object | None]  # a weak reference to the study's storage
+    fit: _Fit | None = None
+    complete_records: dict[_TrialKey, CurveRecord | None] = field(default_factory=dict)
+    finished_curves: dict[_TrialKey, _Curve] = field(default_factory=dict)
+    # The attributes last written per trial: the FrozenTrial handed to prune() is a
+    # process-local copy that does not see our own writes.
+    written_attrs: OrderedDict[_TrialKey, dict[str, float]] = field(default_factory=OrderedDict)
+    warned: set[str] = field(default_factory=set)
 
 
 class SRPPruner(BasePruner):
@@ -272,23 +309,17 @@ class SRPPruner(BasePruner):
         self._laggard_threshold = laggard_threshold
         self._stable_rank_laggards = stable_rank_laggards
         self._lock = threading.RLock()
-        self._fits: dict[str, _Fit] = {}
-        self._complete_records: dict[tuple[str, int], CurveRecord] = {}
-        self._warned: set[str] = set()
-        self._finished_curves: dict[tuple[str, int], tuple[list[int], list[float]]] = {}
-        # The attributes last written per trial: the FrozenTrial handed to prune() is a
-        # process-local copy that does not see our own writes.
-        self._written_attrs: OrderedDict[tuple[str, int], dict[str, float]] = OrderedDict()
+        # Keyed by the storage object's id and the study id; each entry holds a weak reference
+        # to its storage, so that a new storage that reuses a collected one's id is not taken
+        # for it.
+        self._studies: dict[tuple[int, int], _StudyState] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_lock"]
         # Fitted models belong to the storage they were read from; an unpickled pruner may be
-        # pointed at another one under the same study name, so it refits from what it finds.
-        state["_fits"] = {}
-        state["_complete_records"] = {}
-        state["_finished_curves"] = {}
-        state["_written_attrs"] = OrderedDict()
+        # pointed at another one with the same study id, so it refits from what it finds.
+        state["_studies"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -305,29 +336,33 @@ class SRPPruner(BasePruner):
         ):
             return False
 
+        state = self._state(study)
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        prediction = self._predict(study, trial, complete)
+        prediction = self._predict(study, state, trial, complete)
         if prediction is None:
-            if self._wrapped_pruner is not None and len(complete) < self._n_startup_trials:
+            if self._wrapped_pruner is not None and not self._model_ready(state, complete):
                 return self._wrapped_pruner.prune(study, trial)
             return False
         mean, std, probability, decision_step, fit = prediction
-        self._write_attrs(study, trial, mean, std, probability, decision_step)
+        self._write_attrs(study, state, trial, mean, std, probability, decision_step)
         sign = _sign(study)
+        if fit.end_step is not None and step >= fit.end_step:
+            return False  # where the complete trials end, stopping saves nothing
+        if _level_with_incumbent(fit, trial, step, sign):
+            return False
         scale = self._early_scale(fit, decision_step)
-        if probability < self._threshold * scale:
-            if self._median_guard and not self._below_complete_quantile(
-                fit, trial, step, sign, 0.5
-            ):
-                return False
-        elif not (
+        if probability >= self._threshold * scale and not (
             probability < self._laggard_threshold * scale**2
             and self._is_laggard(fit, trial, step, sign)
         ):
             return False
+        # The guard holds for laggards too: with laggard_fraction above one half, a laggard
+        # can be above the median.
+        if self._median_guard and not self._below_complete_quantile(fit, trial, step, sign, 0.5):
+            return False
         if self._keep_top_fraction > 0.0:
             trials = study.get_trials(deepcopy=False)
-            return not self._ranks_in_top(study.study_name, trials, trial, step, sign)
+            return not self._ranks_in_top(state, trials, trial, step, sign)
         return True
 
     def predict(self, study: Study, trial: FrozenTrial) -> tuple[float, float] | None:
@@ -344,34 +379,79 @@ class SRPPruner(BasePruner):
         """
         _check_single_objective(study)
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        prediction = self._predict(study, trial, complete)
+        prediction = self._predict(study, self._state(study), trial, complete)
         if prediction is None:
             return None
         mean, std, _, _, _ = prediction
         return mean * _sign(study), std
 
+    def _state(self, study: Study) -> _StudyState:
+        """The state of ``study``, identified by its storage and its id as Optuna's own
+        samplers identify it (``study._storage``, ``study._study_id``); never by its name,
+        which another storage, or a study re-created under it, may reuse."""
+        storage = study._storage
+        key = (id(storage), study._study_id)
+        with self._lock:
+            state = self._studies.get(key)
+            if state is None or state.storage() is not storage:
+                for dead in [k for k, v in self._studies.items() if v.storage() is None]:
+                    del self._studies[dead]
+                state = _StudyState(_reference(storage))
+                self._studies[key] = state
+        return state
+
+    def _model_ready(self, state: _StudyState, complete: Sequence[FrozenTrial]) -> bool:
+        """Whether enough complete trials could be read to fit the models."""
+        if len(complete) < self._n_startup_trials:
+            return False
+        with self._lock:
+            return state.fit is None or state.fit.n_readable >= self._n_startup_trials
+
+    def _fit_for(self, study: Study) -> _Fit | None:
+        """The models currently held for ``study`` (for tests and diagnostics)."""
+        return self._state(study).fit
+
     def _predict(
-        self, study: Study, trial: FrozenTrial, complete: Sequence[FrozenTrial]
+        self,
+        study: Study,
+        state: _StudyState,
+        trial: FrozenTrial,
+        complete: Sequence[FrozenTrial],
     ) -> tuple[float, float, float, int, _Fit] | None:
         """Mean and std (higher is better), the probability of beating the best, the
         checkpoint whose model was used, and the fit it belongs to."""
         if len(complete) < self._n_startup_trials or trial.last_step is None:
             return None
-        sign = _sign(study)
-        record = make_record(trial, sign, self._extra_features)
         with self._lock:
-            fit = self._current_fit(study, complete)
+            fit = self._current_fit(study, state, complete)
+            if fit.n_readable < self._n_startup_trials:
+                return None  # the trials left out count as not complete
             checkpoint = _nearest_lower(fit.checkpoints, trial.last_step)
             if checkpoint is None:
                 return None
-            step_model = self._step_model(fit, checkpoint)
+            step_model = self._step_model(state, fit, checkpoint)
         if step_model.model is None:
             return None
-        with np.errstate(all="ignore"):
-            X = step_model.featurizer.transform([record])
-            mean_arr, std_arr = step_model.model._predict_checked(X, return_std=True)
+        record = self._record(state, trial, _sign(study), "is not pruned at this step")
+        if record is None:
+            return None
+        try:
+            with np.errstate(all="ignore"):
+                X = step_model.featurizer.transform([record])
+                mean_arr, std_arr = step_model.model._predict_checked(X, return_std=True)
+        except Exception as e:  # a pruner must never break the study
+            self._warn_once(
+                state,
+                "transform",
+                f"SRPPruner could not encode trial {trial.number} ({type(e).__name__}: {e}); "
+                "it is not pruned at this step. Further such failures in this study are not "
+                "reported.",
+            )
+            return None
         mean = fit.target_center + fit.target_scale * float(mean_arr[0])
-        std = max(fit.target_scale * float(std_arr[0]), 1e-12)
+        # A floor in the standardised units, i.e. relative to the complete trials' spread: an
+        # absolute one would decide differently on the same study in other units.
+        std = fit.target_scale * max(float(std_arr[0]), _MIN_STANDARDISED_STD)
         if not (math.isfinite(mean) and math.isfinite(std)):
             return None
         if record.best_value >= fit.best_final:
@@ -382,26 +462,58 @@ class SRPPruner(BasePruner):
             probability = float(stdtr(step_model.model.residual_dof_, -z))
         return mean, std, probability, checkpoint, fit
 
-    def _current_fit(self, study: Study, complete: Sequence[FrozenTrial]) -> _Fit:
-        key = study.study_name
-        numbers = frozenset(t.number for t in complete)
-        fit = self._fits.get(key)
-        if fit is not None and fit.complete_numbers <= numbers:
-            grown = len(numbers) - len(fit.complete_numbers)
-            if grown < max(1.0, self._refit_fraction * len(fit.complete_numbers)):
-                if fit.n_complete_seen != len(numbers):
-                    # The best can move between refits; the decision compares against it.
-                    fit.best_final = _best_final(complete, _sign(study))
-                    fit.n_complete_seen = len(numbers)
-                return fit
+    def _record(
+        self, state: _StudyState, trial: FrozenTrial, sign: float, consequence: str
+    ) -> CurveRecord | None:
+        """The trial as the models see it, or None (with a warning, once per study) where
+        its data or the user's ``extra_features`` cannot be turned into numbers."""
+        try:
+            return make_record(trial, sign, self._extra_features)
+        except Exception as e:  # user code and per-trial data must not break the study
+            self._warn_once(
+                state,
+                "record",
+                f"SRPPruner could not read trial {trial.number} ({type(e).__name__}: {e}); it "
+                f"{consequence}. Further such failures in this study are not reported.",
+            )
+            return None
+
+    def _warn_once(self, state: _StudyState, kind: str, message: str) -> None:
+        with self._lock:
+            if kind in state.warned:
+                return
+            state.warned.add(kind)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def _current_fit(
+        self, study: Study, state: _StudyState, complete: Sequence[FrozenTrial]
+    ) -> _Fit:
+        keys = frozenset(_trial_key(t) for t in complete)
+        fit = state.fit
         sign = _sign(study)
+        if fit is not None and fit.complete_keys <= keys:
+            grown = len(keys) - len(fit.complete_keys)
+            if grown < max(1.0, self._refit_fraction * len(fit.complete_keys)):
+                if fit.n_complete_seen != len(keys):
+                    # The best can move between refits; the decision compares against it.
+                    fit.best_final, fit.incumbent_curves = self._incumbents(state, complete, sign)
+                    fit.n_complete_seen = len(keys)
+                return fit
         records = []
         for t in complete:
-            cached = self._complete_records.get((key, t.number))
-            if cached is None:
-                cached = make_record(t, sign, self._extra_features)
-                self._complete_records[(key, t.number)] = cached
-            records.append(cached)
+            key = _trial_key(t)
+            if key not in state.complete_records:
+                state.complete_records[key] = self._record(
+                    state, t, sign, "is left out of the models' training set"
+                )
+            cached = state.complete_records[key]
+            if cached is not None:
+                records.append(cached)
+        n_readable = len(records)
+        last_steps = [int(r.steps[-1]) for r in records if r.steps.size]
+        # The lower median: the first step by which at least half the complete trials had
+        # ended, robust to a few runs much shorter or longer than the rest.
+        end_step = sorted(last_steps)[(len(last_steps) - 1) // 2] if last_steps else None
         finals = np.array([r.final for r in records], dtype=np.float64)
         records, finals = self._subsample(records, finals)
         steps = np.unique(np.concatenate([r.steps for r in records] + [np.empty(0, int)]))
@@ -410,19 +522,47 @@ class SRPPruner(BasePruner):
             # Standardised here, robustly, so that values near the float limits cannot overflow.
             target_center, target_scale = robust_center_scale(target)
             target = (target - target_center) / target_scale
+        best_final, incumbent_curves = self._incumbents(state, complete, sign)
         fit = _Fit(
-            complete_numbers=numbers,
-            n_complete_seen=len(numbers),
+            complete_numbers=frozenset(t.number for t in complete),
+            complete_keys=keys,
+            n_complete_seen=len(keys),
+            n_readable=n_readable,
             records=records,
             target=target,
             target_center=target_center,
             target_scale=target_scale,
-            best_final=_best_final(complete, sign),
+            best_final=best_final,
+            incumbent_curves=incumbent_curves,
             checkpoints=_geometric_subset(steps),
             steps=steps,
+            end_step=end_step,
         )
-        self._fits[key] = fit
+        state.fit = fit
         return fit
+
+    def _incumbents(
+        self, state: _StudyState, complete: Sequence[FrozenTrial], sign: float
+    ) -> tuple[float, list[_Curve]]:
+        """The best final value of the complete trials (the value each was told with), and
+        the cumulative curves of the trials that reached it."""
+        best = _best_final(complete, sign)
+        if not math.isfinite(best):
+            return best, []
+        curves = [
+            self._finished_curve(state, t, sign)
+            for t in complete
+            if t.value is not None and t.value * sign == best
+        ]
+        return best, curves
+
+    def _finished_curve(self, state: _StudyState, trial: FrozenTrial, sign: float) -> _Curve:
+        key = _trial_key(trial)
+        curve = state.finished_curves.get(key)
+        if curve is None:
+            curve = _curve(trial, sign)
+            state.finished_curves[key] = curve
+        return curve
 
     def _subsample(
         self, records: list[CurveRecord], finals: np.ndarray
@@ -438,15 +578,18 @@ class SRPPruner(BasePruner):
         keep = np.sort(np.concatenate([order[:n_top], rest]))
         return [records[i] for i in keep], finals[keep]
 
-    def _step_model(self, fit: _Fit, checkpoint: int) -> _StepModel:
+    def _step_model(self, state: _StudyState, fit: _Fit, checkpoint: int) -> _StepModel:
         cached = fit.step_models.get(checkpoint)
         if cached is not None:
             return cached
         featurizer = CurveFeaturizer(checkpoint, self._max_curve_points)
+        # Seeded by the checkpoint's rank, not its step number, so that the decisions do not
+        # depend on where the study's step numbering starts.
+        rank = int(np.searchsorted(fit.checkpoints, checkpoint))
         model: SRMEnsemble | None = SRMEnsemble(
             self._n_estimators,
             random_state=np.random.RandomState(
-                (self._seed_for_numbers(fit.complete_numbers) + checkpoint) % 2**32
+                (self._seed_for_numbers(fit.complete_numbers) + rank) % 2**32
             ),
         )
         try:
@@ -457,15 +600,13 @@ class SRPPruner(BasePruner):
                 model.fit(X, fit.target)
         except Exception as e:  # a pruner must never break the study
             model = None
-            if "fit" not in self._warned:
-                self._warned.add("fit")
-                warnings.warn(
-                    f"SRPPruner could not fit the model for step {checkpoint} on "
-                    f"{len(fit.records)} complete trials ({type(e).__name__}: {e}); trials "
-                    "are not pruned by it.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            self._warn_once(
+                state,
+                "fit",
+                f"SRPPruner could not fit the model for step {checkpoint} on "
+                f"{len(fit.records)} complete trials ({type(e).__name__}: {e}); trials "
+                "are not pruned by it.",
+            )
         step_model = _StepModel(featurizer, model)
         fit.step_models[checkpoint] = step_model
         return step_model
@@ -540,7 +681,12 @@ class SRPPruner(BasePruner):
         return current < quantile
 
     def _ranks_in_top(
-        self, key: str, trials: Sequence[FrozenTrial], trial: FrozenTrial, step: int, sign: float
+        self,
+        state: _StudyState,
+        trials: Sequence[FrozenTrial],
+        trial: FrozenTrial,
+        step: int,
+        sign: float,
     ) -> bool:
         """Whether ``trial``'s best value up to ``step`` is in the top ``keep_top_fraction`` of
         the trials, of any state, that have reported at or after ``step``.
@@ -549,7 +695,7 @@ class SRPPruner(BasePruner):
         evidence of every trial's partial curve keeps running, so the models are fed good
         complete trials and cannot starve themselves by pruning all they have not seen.
         """
-        own = _best_up_to(_cumulative_best(trial, sign), step)
+        own = _best_up_to(_curve(trial, sign), step)
         n_others = n_better = 0
         # Enough better trials settle it whatever the rest: most candidates are bad, so this
         # ends the scan early in large studies.
@@ -558,15 +704,17 @@ class SRPPruner(BasePruner):
             for other in trials:
                 if n_better > most_better_allowed:
                     return False
-                if other.number == trial.number or (other.last_step or -1) < step:
+                # ``last_step`` 0 is a step like any other, not a missing one.
+                if (
+                    other.number == trial.number
+                    or other.last_step is None
+                    or other.last_step < step
+                ):
                     continue
                 if other.state.is_finished():  # finished trials never change: compute once
-                    curve = self._finished_curves.get((key, other.number))
-                    if curve is None:
-                        curve = _cumulative_best(other, sign)
-                        self._finished_curves[(key, other.number)] = curve
+                    curve = self._finished_curve(state, other, sign)
                 else:
-                    curve = _cumulative_best(other, sign)
+                    curve = _curve(other, sign)
                 n_others += 1
                 n_better += _best_up_to(curve, step) > own
         return (n_better + 1) / (n_others + 1) <= self._keep_top_fraction
@@ -579,6 +727,7 @@ class SRPPruner(BasePruner):
     def _write_attrs(
         self,
         study: Study,
+        state: _StudyState,
         trial: FrozenTrial,
         mean: float,
         std: float,
@@ -592,39 +741,74 @@ class SRPPruner(BasePruner):
             "probability": _round(probability),
             "step": int(step),
         }
-        cache_key = (study.study_name, trial.number)
+        cache_key = (trial.number, trial.datetime_start)
         with self._lock:
-            written = self._written_attrs.pop(cache_key, None)
+            written = state.written_attrs.pop(cache_key, None)
             if written is None:
                 written = {k: v for k, v in trial.user_attrs.items() if k.startswith(ATTR_PREFIX)}
-            self._written_attrs[cache_key] = written
-            while len(self._written_attrs) > _MAX_REMEMBERED_TRIALS:
-                self._written_attrs.popitem(last=False)
+            state.written_attrs[cache_key] = written
+            while len(state.written_attrs) > _MAX_REMEMBERED_TRIALS:
+                state.written_attrs.popitem(last=False)
         for name, value in attrs.items():
             key = ATTR_PREFIX + name
             if written.get(key) != value:
                 try:
                     study._storage.set_trial_user_attr(trial._trial_id, key, value)
-                except UpdateFinishedTrialError:
+                except _UpdateFinishedTrialError:
                     return  # another worker (e.g. a heartbeat check) has finished the trial
                 written[key] = value
 
 
-def _cumulative_best(trial: FrozenTrial, sign: float) -> tuple[list[int], list[float]]:
-    """A trial's sorted steps and its best finite value up to each (higher is better).
+def _curve(trial: FrozenTrial, sign: float) -> _Curve:
+    """A trial's sorted steps, its best finite value up to each and its value at each
+    (non-finite as ``-inf``), higher is better.
 
     Plain lists: they are searched one step at a time, where numpy's per-call cost dominates.
     """
     steps: list[int] = []
     best: list[float] = []
+    values: list[float] = []
     running = -math.inf
     for step, value in sorted(trial.intermediate_values.items()):
-        value *= sign
-        if math.isfinite(value) and value > running:
-            running = value
+        value = float(value) * sign
+        if not math.isfinite(value):
+            value = -math.inf
+        running = max(running, value)
         steps.append(step)
         best.append(running)
-    return steps, best
+        values.append(value)
+    return steps, best, values
+
+
+def _level_with_incumbent(fit: _Fit, trial: FrozenTrial, step: int, sign: float) -> bool:
+    """Whether the value ``trial`` reported at ``step`` is at least that of a best complete
+    trial at the same step (its last report at or before it).
+
+    Such a trial is level with the incumbent on all the evidence so far, and its chance of
+    ending at least as well is about one half, whatever the models say: a model trained on
+    few curves like the incumbent's shrinks them towards the rest, and a late learner that
+    ended best may be behind most complete trials at this step.
+    """
+    value = trial.intermediate_values.get(step)
+    if value is None or not math.isfinite(value):
+        return False
+    current = float(value) * sign
+    for steps, _, values in fit.incumbent_curves:
+        i = bisect.bisect_right(steps, step) - 1
+        if i >= 0 and current >= values[i]:
+            return True
+    return False
+
+
+def _trial_key(trial: FrozenTrial) -> _TrialKey:
+    return trial.number, trial.datetime_complete
+
+
+def _reference(storage: object) -> Callable[[], object | None]:
+    try:
+        return weakref.ref(storage)
+    except TypeError:  # not weakly referenceable: hold it, so that its id cannot be reused
+        return lambda: storage
 
 
 def _complete_values_at(fit: _Fit, step: int) -> np.ndarray:
@@ -657,8 +841,8 @@ def _value_at(record: CurveRecord, step: int) -> float:
     return float(record.values[i]) if i >= 0 else math.nan
 
 
-def _best_up_to(curve: tuple[list[int], list[float]], step: int) -> float:
-    steps, best = curve
+def _best_up_to(curve: _Curve, step: int) -> float:
+    steps, best, _ = curve
     i = bisect.bisect_right(steps, step) - 1
     return best[i] if i >= 0 else -math.inf
 

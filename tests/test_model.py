@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import ast
+import doctest
+import inspect
+
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from optuna_srp import _model
 from optuna_srp import SRMEnsemble
 
 
@@ -28,9 +34,20 @@ def test_direct_kernel_expansion_matches_nusvr_predict() -> None:
     Xs = (X[:7] - model.x_mean_) / model.x_scale_
     expected = np.array([e.predict(Xs) for e in model.estimators_])
     np.testing.assert_allclose(model._member_predictions(Xs), expected, atol=1e-10)
-    np.testing.assert_allclose(
-        model.predict(X[:7]), model._predict_checked(X[:7], return_std=False)
-    )
+
+
+def test_predict_is_the_mean_of_the_members_clipped_predictions() -> None:
+    # Recomputed from NuSVR.predict, independently of the kernel expansion predict uses.
+    X, y = _data()
+    model = SRMEnsemble(calibration="spread", random_state=0).fit(X, y)
+    Xs = (X[:7] - model.x_mean_) / model.x_scale_
+    members = np.array([e.predict(Xs) for e in model.estimators_]) * model.y_scale_
+    members += model.y_mean_
+    low, high = model.target_range_
+    members = np.clip(members, low - 0.1 * (high - low), high + 0.1 * (high - low))
+    mean, std = model.predict(X[:7], return_std=True)
+    np.testing.assert_allclose(mean, members.mean(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(std, members.std(axis=0, ddof=1), rtol=1e-6, atol=1e-12)
 
 
 def test_predictions_stay_near_the_training_targets_where_a_wide_kernel_extrapolates() -> None:
@@ -130,3 +147,58 @@ def test_residual_dof_counts_the_residuals_behind_the_std(calibration: str) -> N
     assert model.residual_dof_ == expected[calibration]
     few = SRMEnsemble(random_state=0).fit(X[:20], y[:20])
     assert few.residual_dof_ == 9  # at least 10 residuals however few the samples
+
+
+@parametrize_with_checks([SRMEnsemble(n_estimators=3, random_state=0)])
+def test_scikit_learn_estimator_checks(estimator: SRMEnsemble, check: object) -> None:
+    check(estimator)  # type: ignore[operator]
+
+
+def test_predict_leaves_the_estimator_unchanged() -> None:
+    X, y = _data()
+    model = SRMEnsemble(n_estimators=3, random_state=0).fit(X, y)
+    before = dict(model.__dict__)
+    model.predict(X[:3], return_std=True)
+    assert model.__dict__.keys() == before.keys()
+    assert all(model.__dict__[k] is v for k, v in before.items())
+
+
+@pytest.mark.parametrize("scale", [1e-15, 1e-9, 1.0, 1e9, 1e15])
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_predictions_follow_the_units_of_the_target_and_features(
+    scale: float, offset: float
+) -> None:
+    # Fitting on (a * X + b, c * y + d) predicts c * mean + d and c * std: no floor or
+    # threshold in absolute units (a target at 1e-12 once had its std floored at 1e-12).
+    X, y = _data(60)
+    ref_mean, ref_std = SRMEnsemble(random_state=0).fit(X, y).predict(X[:5], return_std=True)
+    Xt = scale * X + offset * scale
+    yt = scale * y + offset * scale
+    mean, std = SRMEnsemble(random_state=0).fit(Xt, yt).predict(Xt[:5], return_std=True)
+    # libsvm stops at a tolerance: inputs that differ in the last bits end a little apart.
+    tolerance = 1e-3 * y.std()
+    np.testing.assert_allclose((mean - offset * scale) / scale, ref_mean, atol=tolerance)
+    np.testing.assert_allclose(std / scale, ref_std, atol=tolerance)
+
+
+def test_only_public_scikit_learn_modules_are_imported() -> None:
+    # A private module (sklearn.utils._param_validation, sklearn.base._fit_context) can move
+    # in any scikit-learn release and break every study.
+    tree = ast.parse(inspect.getsource(_model))
+    imported = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module is not None:
+            imported += [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            imported += [a.name for a in node.names]
+    sklearn_names = [n for n in imported if n.startswith("sklearn")]
+    assert sklearn_names
+    private = [n for n in sklearn_names if any(p.startswith("_") for p in n.split("."))]
+    assert private == []
+
+
+def test_docstring_example_runs() -> None:
+    finder = doctest.DocTestFinder()
+    (test,) = [t for t in finder.find(SRMEnsemble, "SRMEnsemble") if t.examples]
+    result = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS).run(test)
+    assert result.attempted >= 5 and result.failed == 0

@@ -331,13 +331,13 @@ def test_models_are_reused_until_enough_new_trials_complete() -> None:
     trial = _ask(study, 0.5)
     _report(trial, curve(0.5, np.random.default_rng(0))[:4])
     trial.should_prune()
-    first = pruner._fits[study.study_name]
+    first = pruner._fit_for(study)
     add_complete_trials(study, 5, seed=3)
     trial.should_prune()
-    assert pruner._fits[study.study_name] is first
+    assert pruner._fit_for(study) is first
     add_complete_trials(study, 5, seed=4)
     trial.should_prune()
-    assert pruner._fits[study.study_name] is not first
+    assert pruner._fit_for(study) is not first
 
 
 def test_no_storage_write_when_nothing_changed() -> None:
@@ -463,7 +463,7 @@ def test_probability_is_a_student_t_tail_with_the_residual_dof() -> None:
     trial = _ask(study, 0.2)
     _report(trial, [0.3, 0.4, 0.45, 0.5, 0.5])
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    prediction = pruner._predict(study, study.trials[-1], complete)
+    prediction = pruner._predict(study, pruner._state(study), study.trials[-1], complete)
     assert prediction is not None
     mean, std, probability, checkpoint, fit = prediction
     model = fit.step_models[checkpoint].model
@@ -478,7 +478,7 @@ def test_early_decisions_need_more_certainty() -> None:
     study = optuna.create_study(direction="maximize", pruner=pruner)
     add_complete_trials(study, 30)
     pruner.predict(study, study.trials[0])  # fits
-    fit = pruner._fits[study.study_name]
+    fit = pruner._fit_for(study)
     early = 0.05 * pruner._early_scale(fit, 1)
     late = 0.05 * pruner._early_scale(fit, N_STEPS)
     assert late == 0.05
@@ -510,7 +510,7 @@ def test_keep_top_fraction_keeps_a_leader_among_partial_curves(
 
 def _probability_of(study: optuna.Study, pruner: SRPPruner) -> float:
     complete = study.get_trials(states=(TrialState.COMPLETE,))
-    prediction = pruner._predict(study, study.trials[-1], complete)
+    prediction = pruner._predict(study, pruner._state(study), study.trials[-1], complete)
     assert prediction is not None
     return prediction[2]
 
@@ -600,7 +600,7 @@ def test_ranks_hold_reads_only_complete_trials_with_a_value_at_the_step(
     study = optuna.create_study(direction="maximize", pruner=pruner)
     _add_curves(study, 30, crossing, n_reporting_late=14)
     pruner.predict(study, study.trials[0])  # fits
-    fit = pruner._fits[study.study_name]
+    fit = pruner._fit_for(study)
     assert pruner._ranks_hold(fit, 5) is holds
 
 
