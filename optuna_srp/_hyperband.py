@@ -94,7 +94,7 @@ class FastHyperbandPruner(BasePruner):
     def __init__(
         self,
         full_fraction: float = 0.25,
-        keep_probability: float = 0.1,
+        keep_probability: float = 0.3,
         reduction_factor: int = 4,
         n_startup_trials: int = 5,
         *,
@@ -113,9 +113,10 @@ class FastHyperbandPruner(BasePruner):
         _check_single_objective(study)
         if trial.last_step is None:
             return False
+        full = self._is_full(study, trial)  # first, so every trial checked has its group
         if self._srp.prune(study, trial):
             return True
-        if self._is_full(study, trial):
+        if full:
             return False
         if not self._rungs.prune(study, trial):
             return False
