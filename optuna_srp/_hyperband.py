@@ -120,7 +120,7 @@ class FastHyperbandPruner(BasePruner):
             return False
         if not self._rungs.prune(study, trial):
             return False
-        probability = self._probability(study, trial)
+        probability = self._veto_probability(study, trial)
         if probability is None:
             return True  # no model yet: the rung decides
         return probability < self._keep_probability
@@ -146,7 +146,16 @@ class FastHyperbandPruner(BasePruner):
             study._storage.set_trial_system_attr(trial._trial_id, _FULL_KEY, full)
         return bool(full)
 
-    def _probability(self, study: Study, trial: FrozenTrial) -> float | None:
+    def _veto_probability(self, study: Study, trial: FrozenTrial) -> float | None:
+        """The models' probability that ``trial`` beats the best complete trial, divided by
+        SRPPruner's early factor (the fraction of the curve seen, over a tenth, at most 1; the
+        result at most 1), or
+        None while no model is ready for it.
+
+        Early, a model that has seen one or two values knows little and the trial has cost
+        little: a slow starter is worth its next rung (on LSTM PTB the best configurations
+        start last, and were stopped at the first rungs without the factor).
+        """
         srp = self._srp
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         with warnings.catch_warnings():
@@ -154,8 +163,9 @@ class FastHyperbandPruner(BasePruner):
             prediction = srp._predict(study, srp._state(study), trial, complete)
         if prediction is None:
             return None
-        mean, std, _, _, fit = prediction
+        mean, std, _, checkpoint, fit = prediction
         # From the prediction alone: SRPPruner's probability is 1 for a trial whose best value
         # so far reaches the best final value, which, where the complete trials sit on a
         # plateau (TaskSet's chance level), any jittery run on it does.
-        return float(ndtr((mean - fit.best_final) / std))
+        probability = float(ndtr((mean - fit.best_final) / std))
+        return min(1.0, probability / srp._early_scale(fit, checkpoint))

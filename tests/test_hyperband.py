@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import numpy as np
@@ -9,6 +8,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 import pytest
+from scipy.special import ndtr
 
 from optuna_srp import FastHyperbandPruner
 from optuna_srp._hyperband import _FULL_KEY
@@ -94,18 +94,51 @@ def _crossing_study(keep_probability: float) -> optuna.Study:
     return study
 
 
+def _veto_probability(study: optuna.Study, x: float, value: float) -> float:
+    trial = _ask(study, x)
+    trial.report(value, 1)
+    frozen = study._storage.get_trial(trial._trial_id)
+    pruner = study.pruner
+    assert isinstance(pruner, FastHyperbandPruner)
+    probability = pruner._veto_probability(study, frozen)
+    assert probability is not None
+    study.tell(trial, state=TrialState.FAIL)  # out of the rung: the next trial meets the same
+    return probability
+
+
 def test_the_models_keep_a_slow_starter_the_rung_would_stop() -> None:
-    # Its final value is the best complete one's (0.95 at x = 0.9): the models give it about
-    # an even chance, far above keep_probability.
+    # It will end at 0.975, above the best complete trial (0.95 at x = 0.9).
+    slow = 0.95
+    assert _rung_decision(_crossing_study(0.3), slow, _crossing(slow, 1)) is False
+
+
+@pytest.mark.parametrize("above", [True, False])
+def test_the_rung_decides_below_keep_probability(above: bool) -> None:
+    slow = 0.9  # level with the best complete trial
+    probability = _veto_probability(_crossing_study(0.3), slow, _crossing(slow, 1))
+    assert 0.0 < probability < 1.0
+    keep_probability = probability * (0.9 if above else 1.1)
+    study = _crossing_study(keep_probability)
+    assert _rung_decision(study, slow, _crossing(slow, 1)) is not above
+
+
+def test_the_veto_probability_is_scaled_up_over_the_first_tenth_of_the_curve() -> None:
+    study = _crossing_study(0.3)
     slow = 0.9
-    assert _rung_decision(_crossing_study(0.1), slow, _crossing(slow, 1)) is False
-    # The same trial is stopped when the models must be near-certain: the rung decided.
-    assert _rung_decision(_crossing_study(0.999), slow, _crossing(slow, 1)) is True
+    trial = _ask(study, slow)
+    trial.report(_crossing(slow, 1), 1)
+    frozen = study._storage.get_trial(trial._trial_id)
+    pruner = study.pruner
+    assert isinstance(pruner, FastHyperbandPruner)
+    mean, std = pruner._srp.predict(study, frozen) or (math.nan, math.nan)
+    raw = float(ndtr((mean - study.best_value) / std))
+    # Step 1 of 20: a twentieth of the curve seen, half of the tenth from which it is 1.
+    assert pruner._veto_probability(study, frozen) == pytest.approx(raw / 0.5)
 
 
 def test_the_models_do_not_keep_a_hopeless_trial_at_a_rung() -> None:
     # A fast starter far behind its peers at the rung: it will end near 0.5, the best is 0.95.
-    assert _rung_decision(_crossing_study(0.1), 0.0, 0.0) is True
+    assert _rung_decision(_crossing_study(0.3), 0.0, 0.0) is True
 
 
 def _objective(trial: optuna.Trial) -> float:
@@ -178,9 +211,9 @@ def test_the_group_is_read_from_storage_by_every_worker(tmp_path: Any) -> None:
                 break
             assert other.pruner.prune(other, frozen) is False or not group
             assert frozen.system_attrs.get(_FULL_KEY, group) == group
-        workers[n % 2].tell(trial, state=TrialState.PRUNED) if pruned else workers[
-            n % 2
-        ].tell(trial, values[-1])
+        workers[n % 2].tell(trial, state=TrialState.PRUNED) if pruned else workers[n % 2].tell(
+            trial, values[-1]
+        )
     trials = workers[0].trials
     assert all(_FULL_KEY in t.system_attrs for t in trials)
     assert 0 < sum(bool(t.system_attrs[_FULL_KEY]) for t in trials) < len(trials)
@@ -203,7 +236,6 @@ def test_threads_share_a_study() -> None:
     assert not errors
     assert all(_FULL_KEY in t.system_attrs for t in study.trials)
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
-    assert threading.active_count() >= 1
 
 
 def test_minimize_decides_as_maximize() -> None:
@@ -217,4 +249,3 @@ def test_minimize_decides_as_maximize() -> None:
             _rung_decision(study, 0.5, sign * v) for v in (0.9, 0.8, 0.7, 0.1, 0.95)
         ]
     assert decisions["maximize"] == decisions["minimize"]
-    assert not math.isnan(0.0)
