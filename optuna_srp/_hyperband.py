@@ -29,21 +29,27 @@ class FastHyperbandPruner(BasePruner):
     """Successive halving whose rung decisions the sequential regression models can veto.
 
     The bandit integration of Baker et al., *Accelerating Neural Architecture Search using
-    Performance Prediction* (arXiv:1705.10823), "fast-Hyperband": a fraction of the trials is
-    trained fully, to feed the models, and the rest run in successive-halving rungs.
+    Performance Prediction* (arXiv:1705.10823), "fast-Hyperband": part of the budget trains
+    trials fully, to feed the models, and the rest runs in successive-halving rungs. Use it
+    when the budget is a few dozen full trainings; :class:`SRPPruner` alone is safer when many
+    trials will run and keeping the very best configuration matters most.
 
-    Every trial belongs to one of two groups, by its number, so that every worker agrees:
+    Every trial belongs to one of two groups, decided at its first check and kept in its system
+    attributes, so that every worker agrees:
 
-    - One trial in ``round(1 / full_fraction)`` (the first of each such run of numbers,
-      trial 0 included) is trained to the end unless the models call it hopeless: it is
-      decided by :class:`SRPPruner` alone. These trials are an unbiased sample of the search
-      space, slow starters included, so the models learn what a late learner looks like.
-    - The others meet :class:`~optuna.pruners.SuccessiveHalvingPruner`'s rungs: at each rung a
-      trial goes on only if its value is in the top ``1 / reduction_factor`` of the trials
-      that reached the rung. Once the models are ready, a trial the rung would stop is kept
-      when its probability of beating the best complete trial is at least
-      ``keep_probability`` (a crossing ahead), and between rungs the models stop hopeless
-      trials as :class:`SRPPruner` does.
+    - The full group: a trial joins it while the group's steps are at most ``full_fraction``
+      of all the steps the study has trained (trial 0 joins it). It meets no rung and is
+      decided by :class:`SRPPruner` alone, so it runs to the end unless the models call it
+      hopeless. These trials are an unbiased sample of the search space, slow starters
+      included: the models learn from them what a late learner looks like.
+    - The rung group meets :class:`~optuna.pruners.SuccessiveHalvingPruner`'s rungs: at each
+      rung a trial goes on only if its value is in the top ``1 / reduction_factor`` of the
+      trials that reached the rung. Once the models are ready, a trial the rung would stop is
+      kept when their probability that it beats the best complete trial, divided by
+      SRPPruner's early factor (the fraction of the curve seen over a tenth, at most 1), is at
+      least ``keep_probability``: a crossing ahead, or a slow starter early, when its next
+      rung costs little. Between rungs the models stop hopeless trials as :class:`SRPPruner`
+      does.
 
     The decision is :meth:`prune`. The rung values are kept in the trials' system attributes
     (as Optuna's successive halving keeps them) and the models are fitted from the complete
@@ -74,7 +80,8 @@ class FastHyperbandPruner(BasePruner):
 
     Args:
         full_fraction:
-            The fraction of trials that skip the rungs (and feed the models complete curves).
+            The share of the study's steps spent on the full group (trials that skip the
+            rungs and feed the models complete curves).
         keep_probability:
             A trial a rung would stop is kept if the models give it at least this probability
             of beating the best complete trial.
@@ -85,6 +92,9 @@ class FastHyperbandPruner(BasePruner):
             Complete trials before the models decide (see :class:`SRPPruner`).
         seed:
             Seed of the models (see :class:`SRPPruner`).
+        srp_kwargs:
+            Further keyword arguments of the :class:`SRPPruner` that predicts and decides
+            between rungs, e.g. ``extra_features``.
 
     Raises:
         ValueError: If an argument is out of range.

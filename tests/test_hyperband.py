@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from scipy.special import ndtr
 
 from optuna_srp import FastHyperbandPruner
 from optuna_srp._hyperband import _FULL_KEY
+from optuna_srp.benchmark._pruners import parse_pruner_spec
 from tests._synthetic import add_complete_trials
 from tests._synthetic import curve
 from tests._synthetic import N_STEPS
@@ -249,3 +251,23 @@ def test_minimize_decides_as_maximize() -> None:
             _rung_decision(study, 0.5, sign * v) for v in (0.9, 0.8, 0.7, 0.1, 0.95)
         ]
     assert decisions["maximize"] == decisions["minimize"]
+
+
+def test_docstring_example_runs() -> None:
+    doc = FastHyperbandPruner.__doc__ or ""
+    block = doc.split(".. testcode::", 1)[1].split("\n    Args:", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(textwrap.dedent(block), namespace)
+    study = namespace["study"]
+    assert len(study.trials) == 30
+    assert any(_FULL_KEY in t.system_attrs for t in study.trials)
+
+
+def test_benchmark_spec_builds_it_with_keyword_variants() -> None:
+    spec = parse_pruner_spec("fhb:full_fraction=0.15,keep_probability=0.2")
+    assert spec.label == "fast_hyperband:full_fraction=0.15,keep_probability=0.2"
+    pruner = spec.build()
+    assert isinstance(pruner, FastHyperbandPruner)
+    assert (pruner._full_fraction, pruner._keep_probability) == (0.15, 0.2)
+    with pytest.raises(ValueError, match="full_fraction"):
+        parse_pruner_spec("fast_hyperband:full_fraction=2")
