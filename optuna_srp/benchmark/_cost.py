@@ -58,10 +58,11 @@ from optuna.trial import create_trial
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_srp import FastHyperbandPruner
 from optuna_srp import SRPPruner
 
 
-PRUNERS = ("srp", "median", "hyperband")
+PRUNERS = ("srp", "fast_hyperband", "median", "hyperband")
 _DISTRIBUTIONS = {
     "x": FloatDistribution(0.0, 1.0),
     "lr": FloatDistribution(1e-4, 1e-1, log=True),
@@ -168,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
 def make_pruner(name: str, srp_kwargs: dict[str, Any] | None = None) -> BasePruner:
     if name == "srp":
         return SRPPruner(**{"n_startup_trials": 10, "seed": 0, **(srp_kwargs or {})})
+    if name == "fast_hyperband":
+        return FastHyperbandPruner(seed=0, **(srp_kwargs or {}))
     if name == "median":
         return MedianPruner(n_startup_trials=10)
     if name == "hyperband":
@@ -337,11 +340,13 @@ def measure(
         n_calls = len(steady)
         call_s = float(np.mean(steady))
         refit_s: float | None = None
-        if name == "srp":
+        if name in ("srp", "fast_hyperband"):
             refit_s = max(0.0, float(np.sum(refit_times)) - len(refit_times) * call_s)
         amortised_s = call_s
         if refit_s is not None:
-            refit_fraction = getattr(study.pruner, "_refit_fraction", 0.1)
+            # FastHyperbandPruner refits the SRPPruner it holds.
+            models = getattr(study.pruner, "_srp", study.pruner)
+            refit_fraction = getattr(models, "_refit_fraction", 0.1)
             calls_per_refit = max(1, math.ceil(refit_fraction * n_complete)) * steps
             amortised_s += refit_s / calls_per_refit
 

@@ -4,6 +4,7 @@ Names and what they build (Optuna's built-ins at their defaults):
 
 ========================  =====================================================================
 ``srp``                   ``SRPPruner()``; keyword arguments as ``srp:threshold=0.05,...``
+``fast_hyperband``        ``FastHyperbandPruner()``; keyword arguments as for ``srp``
 ``median``                ``MedianPruner()``
 ``percentile``            ``PercentilePruner(25.0)`` (``percentile`` is required; 25 is
                           Optuna's documentation example)
@@ -30,11 +31,13 @@ import warnings
 import optuna
 from optuna.pruners import BasePruner
 
+from optuna_srp import FastHyperbandPruner
 from optuna_srp import SRPPruner
 
 
 PRUNER_NAMES = (
     "srp",
+    "fast_hyperband",
     "median",
     "percentile",
     "successive_halving",
@@ -44,7 +47,12 @@ PRUNER_NAMES = (
     "nop",
 )
 DEFAULT_PRUNERS = ("srp", "median", "hyperband", "nop")
-_ALIASES = {"sha": "successive_halving", "asha": "successive_halving", "none": "nop"}
+_ALIASES = {
+    "fhb": "fast_hyperband",
+    "sha": "successive_halving",
+    "asha": "successive_halving",
+    "none": "nop",
+}
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,8 @@ def make_pruner(spec: PrunerSpec) -> BasePruner:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if spec.name == "srp":
             return SRPPruner(**kw)
+        if spec.name == "fast_hyperband":
+            return FastHyperbandPruner(**kw)
         if spec.name == "median":
             return optuna.pruners.MedianPruner(**kw)
         if spec.name == "percentile":
