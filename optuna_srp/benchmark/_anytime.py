@@ -31,12 +31,24 @@ Samplers:
   distributions; the study trains the nearest recorded configuration not yet used in that study
   (see :class:`NearestUnusedSampler`) and the trial carries that configuration's recorded
   parameters, so TPE models what was actually trained.
+
+Warm starts (``SRPPruner(source_trials=...)``, the re-tuning case):
+
+- ``--split half``: ordering ``k`` splits the corpus into two random halves (a permutation
+  seeded by ``[k, 2]``, apart from the ordering's own); the study replays only the second half,
+  and its regret is measured against the second half's best and median.
+- ``--source half`` (with ``--split half``): the first half's complete curves are the source
+  trials, as an earlier study of the same task would leave them. ``--source PATH``: every
+  configuration of another corpus (a related task, another model class). Only pruners that
+  take ``source_trials`` (``srp``) get them, labelled ``LABEL+source``; diverged source runs
+  are left out.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+import dataclasses
 import math
 from pathlib import Path
 import sys
@@ -58,6 +70,7 @@ from optuna.trial import TrialState
 
 from optuna_srp.benchmark._corpus import Config
 from optuna_srp.benchmark._corpus import Corpus
+from optuna_srp.benchmark._corpus import load_corpus
 from optuna_srp.benchmark._pruners import PrunerSpec
 from optuna_srp.benchmark._replay import add_output_arguments
 from optuna_srp.benchmark._replay import add_study_arguments
@@ -74,6 +87,8 @@ from optuna_srp.benchmark._replay import run_studies
 
 DEFAULT_BUDGETS = (10.0, 25.0, 50.0, 100.0)
 SAMPLERS = ("random", "tpe")
+SOURCE_AWARE = ("srp",)
+"""Pruner names whose constructor takes ``source_trials``."""
 REFERENCE_BUDGET = 20.0
 """LC-PFN's reference: the regret no pruning has after this many full trainings."""
 
@@ -96,6 +111,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="random: seeded permutations of the corpus; tpe: TPESampler's proposals, each "
         "trained as the nearest recorded configuration not yet used",
     )
+    parser.add_argument(
+        "--split",
+        choices=("none", "half"),
+        default="none",
+        help="half: replay a random half of each corpus (per ordering) and measure regret on "
+        "it; default none (the whole corpus)",
+    )
+    parser.add_argument(
+        "--source",
+        default=None,
+        metavar="half|PATH",
+        help="source trials for SRP pruners: 'half' (the other half, with --split half) or a "
+        "corpus file whose configurations serve as an earlier study's; default none",
+    )
     add_output_arguments(parser)
 
 
@@ -111,6 +140,16 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         print(f"error: --budgets must be positive, got {bad[0]}", file=sys.stderr)
         return 2
+    source: Corpus | str | None = args.source
+    if args.source == "half" and args.split != "half":
+        print("error: --source half needs --split half", file=sys.stderr)
+        return 2
+    if args.source not in (None, "half"):
+        try:
+            source = load_corpus(Path(args.source))
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: --source: {e}", file=sys.stderr)
+            return 2
     out: Path | None = args.out
     results_file = results_path(out)
     start = time.perf_counter()
@@ -124,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         progress=not args.no_progress,
         results_file=results_file,
+        split=args.split,
+        source=source,
     )
     wall = time.perf_counter() - start
     text = _report.anytime_report(rows)
@@ -148,6 +189,8 @@ def run_anytime(
     jobs: int = 1,
     progress: bool = False,
     results_file: Path | None = None,
+    split: str = "none",
+    source: Corpus | str | None = None,
 ) -> list[dict[str, Any]]:
     """Run an anytime study for every (corpus, pruner, ordering).
 
@@ -161,12 +204,15 @@ def run_anytime(
         jobs: Worker processes; 1 runs in this process.
         progress: Show a progress bar.
         results_file: If given, append each study's result to it as a JSON line as it ends.
+        split: ``"none"`` or ``"half"`` (see the module docstring).
+        source: ``None``, ``"half"`` or a corpus whose configurations are source trials.
 
     Returns:
         One result per study (see :func:`anytime_study`), sorted by corpus, pruner, ordering.
     """
+    specs = [_with_source_label(s) if source is not None else s for s in specs]
     tasks = [
-        (ci, si, (specs[si], k, sampler, tuple(budgets)))
+        (ci, si, (specs[si], k, sampler, tuple(budgets), split, source))
         for ci in range(len(corpora))
         for si in range(len(specs))
         for k in range(first_ordering, first_ordering + orderings)
@@ -194,6 +240,8 @@ def anytime_study(
     ordering: int = 0,
     sampler: str = "random",
     budgets: Sequence[float] = DEFAULT_BUDGETS,
+    split: str = "none",
+    source: Corpus | str | None = None,
 ) -> dict[str, Any]:
     """Replay one study until ``max(budgets)`` full trainings are spent, and measure it.
 
@@ -203,6 +251,9 @@ def anytime_study(
         ordering: The ordering's seed (the permutation's, or TPE's).
         sampler: ``"random"`` or ``"tpe"`` (see the module docstring).
         budgets: Budgets in full trainings.
+        split: ``"none"``, or ``"half"`` to replay a random half (see the module docstring).
+        source: ``None``, ``"half"`` (the other half, with ``split="half"``) or a corpus: the
+            source trials of the pruners that take them.
 
     Returns:
         A JSON-serialisable dict: the settings; ``n_steps`` (T), ``true_best``, ``median_final``
@@ -218,6 +269,21 @@ def anytime_study(
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if not budgets or not all(math.isfinite(b) and b > 0 for b in budgets):
         raise ValueError(f"budgets must be positive numbers, got {list(budgets)}")
+    if split not in ("none", "half"):
+        raise ValueError(f"split must be 'none' or 'half', got {split!r}")
+    if source == "half" and split != "half":
+        raise ValueError("source='half' needs split='half'")
+    source_corpus: Corpus | None = source if isinstance(source, Corpus) else None
+    if split == "half":
+        earlier, corpus = split_halves(corpus, ordering)
+        if source == "half":
+            source_corpus = earlier
+    if source_corpus is not None and isinstance(pruner, PrunerSpec):
+        if pruner.name in SOURCE_AWARE:
+            pruner = dataclasses.replace(
+                _with_source_label(pruner),
+                kwargs={**pruner.kwargs, "source_trials": source_trials(source_corpus)},
+            )
     label, instance = resolve_pruner(pruner)
     n_steps = max(c.curve.size for c in corpus.configs)
     limit = max(budgets) * n_steps
@@ -272,6 +338,8 @@ def anytime_study(
         "pruner": label,
         "sampler": sampler,
         "ordering": ordering,
+        "split": split,
+        "source": source_corpus.name if label.endswith("+source") and source_corpus else None,
         "direction": corpus.direction,
         "n_configs": len(corpus.configs),
         "n_steps": n_steps,
@@ -288,6 +356,47 @@ def anytime_study(
         "wall_s": wall,
         "trials": trials,
     }
+
+
+def _with_source_label(spec: PrunerSpec) -> PrunerSpec:
+    if spec.name not in SOURCE_AWARE or spec.label.endswith("+source"):
+        return spec
+    return dataclasses.replace(spec, label=f"{spec.label}+source")
+
+
+def split_halves(corpus: Corpus, ordering: int) -> tuple[Corpus, Corpus]:
+    """Ordering ``ordering``'s two random halves of ``corpus``: the earlier study's
+    configurations and the ones the study replays (each in file order)."""
+    perm = np.random.default_rng([ordering, 2]).permutation(len(corpus.configs))
+    half = len(perm) // 2
+    first, second = np.sort(perm[:half]), np.sort(perm[half:])
+    return (
+        dataclasses.replace(corpus, configs=[corpus.configs[i] for i in first]),
+        dataclasses.replace(corpus, configs=[corpus.configs[i] for i in second]),
+    )
+
+
+def source_trials(corpus: Corpus) -> list[FrozenTrial]:
+    """The corpus's configurations as complete trials of an earlier study: recorded
+    parameters, the curve as intermediate values at the corpus's steps, the last value as the
+    trial's value. Diverged runs (a non-finite final value) are left out, and so are the
+    non-finite points of the others' curves."""
+    steps = corpus.step_values
+    trials = []
+    for config in corpus.configs:
+        if not math.isfinite(config.final):
+            continue
+        trials.append(
+            optuna.trial.create_trial(
+                params=dict(config.params),
+                distributions=config_distributions(corpus, config),
+                value=float(config.final),
+                intermediate_values={
+                    step: float(v) for step, v in zip(steps, config.curve) if math.isfinite(v)
+                },
+            )
+        )
+    return trials
 
 
 def budget_metrics(
