@@ -2,9 +2,14 @@
 
 Run it as ``python -m optuna_srp.benchmark <command>`` or ``optuna-srp-bench <command>``:
 
-- ``replay``: real Optuna studies replaying recorded curves through each pruner.
+- ``anytime``: the regret a study returns for a fixed budget of full trainings, with the random
+  sampler or TPE, optionally warm-started (``--split half --source ...``).
+- ``replay``: real Optuna studies replaying recorded curves through each pruner, for a fixed
+  number of trials (how often the best configuration is kept, epochs saved).
 - ``predict``: accuracy and calibration of the final-value predictions, with baselines.
-- ``report``: render the markdown tables again from ``results.jsonl`` files.
+- ``report``: render the markdown tables and figures again from ``results.jsonl`` files.
+- ``fetch``: download a public source (LCBench, TaskSet, the seed paper's curves) as a corpus.
+- ``cost`` and ``soak``: the pruner's cost per call and refit, and a long stability run.
 
 It uses only the public API of :mod:`optuna_srp`. The corpus format is described in
 :mod:`optuna_srp.benchmark._corpus`; loaders of the public sources are in
