@@ -552,7 +552,7 @@ class SRPPruner(BasePruner):
         std = fit.target_scale * max(float(std_arr[0]), _MIN_STANDARDISED_STD)
         if not (math.isfinite(mean) and math.isfinite(std)):
             return None
-        if record.best_value >= fit.best_final:
+        if _reached(trial, _sign(study), fit.best_final):
             probability = 1.0  # already as good as the best complete trial
         else:
             z = (fit.best_final - mean) / std

@@ -37,7 +37,12 @@ def _hopeless_trial(study: optuna.Study, x: float = 0.05, n_steps: int = 8) -> o
     return trial
 
 
-def _add_own(study: optuna.Study, xs: tuple[float, ...] = (0.7,), seed: int = 3) -> None:
+def _add_own(
+    study: optuna.Study,
+    xs: tuple[float, ...] = (0.7,),
+    seed: int = 3,
+    user_attrs: dict[str, float] | None = None,
+) -> None:
     """Complete trials of the study's own, near the best configuration (x = 0.7)."""
     rng = np.random.default_rng(seed)
     for x in xs:
@@ -48,6 +53,7 @@ def _add_own(study: optuna.Study, xs: tuple[float, ...] = (0.7,), seed: int = 3)
                 distributions={"x": FloatDistribution(0, 1)},
                 value=values[-1],
                 intermediate_values=dict(enumerate(values, start=1)),
+                user_attrs=user_attrs,
             )
         )
 
@@ -241,18 +247,7 @@ def test_an_extra_feature_the_source_lacks_warns_once_and_leaves_it_out() -> Non
 
     pruner = SRPPruner(n_startup_trials=5, seed=0, extra_features=width, source_trials=_source(20))
     study = optuna.create_study(direction="maximize", pruner=pruner)
-    rng = np.random.default_rng(2)
-    for x in (0.6, 0.7):
-        values = curve(x, rng)
-        study.add_trial(
-            optuna.trial.create_trial(
-                params={"x": x},
-                distributions={"x": FloatDistribution(0, 1)},
-                value=values[-1],
-                intermediate_values=dict(enumerate(values, start=1)),
-                user_attrs={"width": 2.0},
-            )
-        )
+    _add_own(study, (0.6, 0.7), seed=2, user_attrs={"width": 2.0})
     study.enqueue_trial({"x": 0.1})
     trial = study.ask()
     trial.suggest_float("x", 0, 1)
