@@ -97,7 +97,7 @@ def test_srp_prunes_real_training(example: ModuleType) -> None:
     assert all(t.state == TrialState.COMPLETE for t in trials[:4])
     # With 4-7 complete curves the t tail has 3-6 degrees of freedom: the first slow repeat is
     # pruned, later ones only if the models have become sure enough. The slow repeats are
-    # behind every complete trial, i.e. laggards: pruned below laggard_threshold (0.2).
+    # behind every complete trial, i.e. laggards: pruned below the laggard threshold (0.2).
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert len(pruned) >= 1, [(t.state, t.user_attrs) for t in trials]
     for t in pruned:

@@ -68,29 +68,8 @@ _BAD_PRUNER_ARGS: list[tuple[str, Any, type[Exception]]] = [
     ("wrapped_pruner", _NotAPruner(), TypeError),
     ("extra_features", 3, TypeError),
     ("extra_features", "len", TypeError),
-    ("refit_fraction", -0.1, ValueError),
-    ("refit_fraction", -math.inf, ValueError),
-    ("refit_fraction", math.nan, ValueError),
-    ("refit_fraction", "0.1", TypeError),
     ("max_train_trials", 9, ValueError),
     ("max_train_trials", 10.0, TypeError),
-    ("max_curve_points", 0, ValueError),
-    ("max_curve_points", None, TypeError),
-    ("keep_top_fraction", -0.1, ValueError),
-    ("keep_top_fraction", 1.1, ValueError),
-    ("keep_top_fraction", math.nan, ValueError),
-    ("keep_top_fraction", "x", TypeError),
-    ("median_guard", 1, TypeError),
-    ("median_guard", "yes", TypeError),
-    ("stable_rank_laggards", 1, TypeError),
-    ("stable_rank_laggards", "yes", TypeError),
-    ("laggard_fraction", -0.1, ValueError),
-    ("laggard_fraction", 1.1, ValueError),
-    ("laggard_fraction", math.nan, ValueError),
-    ("laggard_fraction", "x", TypeError),
-    ("laggard_threshold", -0.1, ValueError),
-    ("laggard_threshold", 1.1, ValueError),
-    ("laggard_threshold", None, TypeError),
     ("source_trials", "trials", TypeError),
     ("source_trials", 3, TypeError),
 ]
@@ -114,18 +93,7 @@ _VALID_PRUNER_ARGS: list[Any] = [
     ("wrapped_pruner", optuna.pruners.MedianPruner(n_startup_trials=1)),
     ("extra_features", None),
     ("extra_features", lambda t: [float(t.number)]),
-    ("refit_fraction", 0.0),
-    ("refit_fraction", math.inf),
     ("max_train_trials", 10),
-    ("max_curve_points", 1),
-    ("keep_top_fraction", 0.0),
-    ("keep_top_fraction", 1.0),
-    ("median_guard", False),
-    ("stable_rank_laggards", True),
-    ("laggard_fraction", 0.0),
-    ("laggard_fraction", 1.0),
-    ("laggard_threshold", 0.0),
-    ("laggard_threshold", 1.0),
     ("source_trials", None),
     ("source_trials", ()),
     ("source_trials", [optuna.trial.create_trial(value=0.5, intermediate_values={0: 0.5})]),
@@ -144,6 +112,27 @@ def test_pruner_rejects_bad_argument(name: str, value: Any, error: type[Exceptio
     # A row naming an argument that no longer exists is a stale test, not a skip.
     assert name in _PRUNER_PARAMS, f"SRPPruner has no argument {name}"
     with pytest.raises(error, match=_names_argument_and_value(name, value)):
+        SRPPruner(**{name: value})
+
+
+# Removed in 2026-11 because no measurement defended them: the rules they tuned are constants of
+# optuna_srp._pruner (stable_rank_laggards, opt-in, went with its rule). Passing one must fail
+# loudly rather than be swallowed by a ``**kwargs`` somewhere.
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("keep_top_fraction", 0.1),
+        ("median_guard", True),
+        ("laggard_fraction", 0.1),
+        ("laggard_threshold", 0.2),
+        ("refit_fraction", 0.1),
+        ("max_curve_points", 10),
+        ("stable_rank_laggards", False),
+    ],
+)
+def test_removed_argument_is_a_type_error(name: str, value: Any) -> None:
+    assert name not in _PRUNER_PARAMS
+    with pytest.raises(TypeError, match=name):
         SRPPruner(**{name: value})
 
 
@@ -191,16 +180,8 @@ def test_pruner_accepts_valid_edge_value(name: str, value: Any) -> None:
 
 
 def test_threshold_edges_decide_as_documented() -> None:
-    # Both thresholds 0 never prune; either at 1 prunes a clearly bad trial (a laggard: worse
-    # than every complete trial at every step).
-    never = SRPPruner(n_startup_trials=2, threshold=0.0, laggard_threshold=0.0, seed=0)
-    assert not _decide(never)
-    assert _decide(SRPPruner(n_startup_trials=2, threshold=1.0, laggard_threshold=0.0, seed=0))
-    assert _decide(SRPPruner(n_startup_trials=2, threshold=0.0, laggard_threshold=1.0, seed=0))
-    no_laggards = SRPPruner(
-        n_startup_trials=2, threshold=0.0, laggard_fraction=0.0, laggard_threshold=1.0, seed=0
-    )
-    assert not _decide(no_laggards)
+    # At 1 a clearly bad trial (worse than every complete trial at every step) is pruned.
+    assert _decide(SRPPruner(n_startup_trials=2, threshold=1.0, seed=0))
 
 
 # ---------------------------------------------------------------------------------------------

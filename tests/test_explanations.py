@@ -74,7 +74,7 @@ def test_a_trial_that_reached_the_best_is_kept_and_says_so() -> None:
 
 def test_attributes_are_written_when_the_decision_changes_only() -> None:
     study = optuna.create_study(
-        direction="maximize", pruner=SRPPruner(n_startup_trials=10, seed=0, median_guard=False)
+        direction="maximize", pruner=SRPPruner(n_startup_trials=10, seed=0)
     )
     add_complete_trials(study, 30)
     writes = _count_writes(study)

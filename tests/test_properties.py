@@ -139,9 +139,7 @@ def test_a_trial_at_least_as_good_as_the_best_is_never_pruned(
     # later decision is one where the trial holds the best.
     spec, complete = _with_a_model(rnd)
     spec.direction = direction  # type: ignore[assignment]
-    spec.pruner_kwargs.update(
-        threshold=1.0, laggard_threshold=1.0, n_warmup_steps=0, interval_steps=1
-    )
+    spec.pruner_kwargs.update(threshold=1.0, n_warmup_steps=0, interval_steps=1)
     best = min(complete) if direction == "minimize" else max(complete)
     first = min(s for s, _ in spec.reports)
     spec.reports = [(first, best)] + [(s, v) for s, v in spec.reports if s != first]
@@ -155,13 +153,14 @@ def test_a_trial_at_least_as_good_as_the_best_is_never_pruned(
 
 @settings(max_examples=40, **_SETTINGS)  # type: ignore[arg-type]
 @given(st.randoms(use_true_random=False))
-def test_both_thresholds_at_zero_never_prune(rnd: random.Random) -> None:
-    # threshold=0 and laggard_threshold=0 are valid values (tests/test_arguments.py) that turn
-    # pruning off: no probability is below 0.
+def test_threshold_zero_prunes_only_laggards(rnd: random.Random) -> None:
+    # threshold=0 is a valid value (tests/test_arguments.py) that turns the main rule off: no
+    # probability is below 0. The laggard rule, whose threshold is not an argument, remains.
     spec, _ = _with_a_model(rnd)
-    spec.pruner_kwargs.update(threshold=0.0, laggard_threshold=0.0)
+    spec.pruner_kwargs.update(threshold=0.0)
     outcome = _soak.run_study(spec)
-    assert outcome.n_pruned == 0, spec.description
+    rules = {d.rule for d in outcome.decisions if d.pruned}
+    assert rules <= {"pruned:laggard"}, spec.description
     assume(any(d.prediction is not None for d in outcome.decisions))
 
 

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 import pytest
 from scipy.special import stdtr
 
+from optuna_srp import _pruner
 from optuna_srp import SRPPruner
 from tests._synthetic import add_complete_trials
 from tests._synthetic import curve
@@ -67,9 +68,7 @@ def test_defaults_wait_for_ten_complete_trials_then_prune_a_hopeless_one() -> No
         {"threshold": 1.5},
         {"threshold": float("nan")},
         {"n_estimators": 0},
-        {"refit_fraction": -1.0},
         {"max_train_trials": 5},
-        {"max_curve_points": 0},
     ],
 )
 def test_invalid_values_raise_value_error(kwargs: dict) -> None:
@@ -351,18 +350,19 @@ def test_extra_features_are_used() -> None:
     assert widths[0] == widths[1] + 1
 
 
-def test_models_are_reused_until_enough_new_trials_complete() -> None:
-    pruner = SRPPruner(n_startup_trials=10, refit_fraction=0.5)
+def test_models_are_reused_until_a_tenth_more_trials_complete() -> None:
+    # 20 complete trials: refitted when 2 more have completed, not 1.
+    pruner = SRPPruner(n_startup_trials=10)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     add_complete_trials(study, 20)
     trial = _ask(study, 0.5)
     _report(trial, curve(0.5, np.random.default_rng(0))[:4])
     trial.should_prune()
     first = pruner._fit_for(study)
-    add_complete_trials(study, 5, seed=3)
+    add_complete_trials(study, 1, seed=3)
     trial.should_prune()
     assert pruner._fit_for(study) is first
-    add_complete_trials(study, 5, seed=4)
+    add_complete_trials(study, 1, seed=4)
     trial.should_prune()
     assert pruner._fit_for(study) is not first
 
@@ -446,56 +446,27 @@ def test_multi_objective_is_a_clear_error() -> None:
         trial.should_prune()
 
 
-def test_median_guard_keeps_what_the_median_rule_keeps() -> None:
+@pytest.mark.parametrize("offset,decision", [(0.0, "kept:median"), (-0.01, "pruned:model")])
+def test_median_guard_keeps_what_the_median_rule_keeps(offset: float, decision: str) -> None:
     # A trial the models would prune is still kept while it is at least as good as the median
-    # of the complete trials at its step; without the guard it is pruned. (The threshold is
+    # of the complete trials at its step; just below it, it is pruned. (The threshold is
     # raised so that the models' verdict does not depend on how sure they are.)
-    decisions = {}
-    for guard in (True, False):
-        pruner = SRPPruner(
-            n_startup_trials=10, median_guard=guard, keep_top_fraction=0.0, threshold=0.5
-        )
-        study = optuna.create_study(direction="maximize", pruner=pruner)
-        add_complete_trials(study, 30)
-        median_at_3 = float(np.median([t.intermediate_values[3] for t in study.trials]))
-        trial = _ask(study, 0.0)
-        _report(trial, [median_at_3, median_at_3, median_at_3])
-        prediction = pruner.predict(study, study.trials[-1])
-        assert prediction is not None and prediction[0] < study.best_value
-        decisions[guard] = trial.should_prune()
-    assert decisions == {True: False, False: True}
-
-
-@pytest.mark.parametrize("guard", [True, False])
-def test_median_guard_holds_for_laggards_above_the_median(guard: bool) -> None:
-    # With laggard_fraction 0.9, a trial at the complete trials' 60% quantile is a laggard;
-    # the guard promises it is not pruned all the same (the laggard rule alone would).
-    pruner = SRPPruner(
-        n_startup_trials=10,
-        seed=0,
-        threshold=0.0,
-        laggard_fraction=0.9,
-        laggard_threshold=1.0,
-        keep_top_fraction=0.0,
-        median_guard=guard,
-    )
+    pruner = SRPPruner(n_startup_trials=10, threshold=0.5)
     study = optuna.create_study(direction="maximize", pruner=pruner)
-    _add_curves(study, 30, crossing=False)  # the best is ahead at every step
-    at_step = {
-        s: float(np.quantile([t.intermediate_values[s] for t in study.trials], 0.6))
-        for s in range(1, 6)
-    }
-    trial = _ask(study, 0.3)
-    _report(trial, [at_step[s] for s in range(1, 6)])
-    assert trial.should_prune() is not guard
+    add_complete_trials(study, 30)
+    median_at_3 = float(np.median([t.intermediate_values[3] for t in study.trials]))
+    trial = _ask(study, 0.0)
+    _report(trial, [median_at_3 + offset] * 3)
+    prediction = pruner.predict(study, study.trials[-1])
+    assert prediction is not None and prediction[0] < study.best_value
+    assert trial.should_prune() is (decision != "kept:median")
+    assert study.trials[-1].user_attrs["srp:decision"] == decision
 
 
 def test_median_guard_reads_the_current_value_not_the_best_so_far() -> None:
     # A run on a plateau whose jitter once took it above the median: MedianPruner keeps it on
     # its best value so far, the guard looks at where it is now and lets the models prune it.
-    pruner = SRPPruner(
-        n_startup_trials=10, median_guard=True, keep_top_fraction=0.0, threshold=0.5
-    )
+    pruner = SRPPruner(n_startup_trials=10, threshold=0.5)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     add_complete_trials(study, 30)
     median_at_3 = float(np.median([t.intermediate_values[3] for t in study.trials]))
@@ -536,16 +507,17 @@ def test_early_decisions_need_more_certainty() -> None:
     assert early == pytest.approx(0.05 * (1 / N_STEPS) / 0.1)
 
 
-@pytest.mark.parametrize("fraction,pruned", [(0.0, True), (0.5, False)])
-def test_keep_top_fraction_keeps_a_leader_among_partial_curves(
-    fraction: float, pruned: bool
+@pytest.mark.parametrize("n_behind,pruned", [(40, True), (150, False)])
+def test_the_top_tenth_at_a_step_keeps_a_leader_among_partial_curves(
+    n_behind: int, pruned: bool
 ) -> None:
-    # Many running/pruned trials that reached step 3 are worse than this one: among all trials
-    # at its step it is on top, though the models (trained on complete trials) call it hopeless.
-    pruner = SRPPruner(n_startup_trials=10, keep_top_fraction=fraction, median_guard=False)
+    # Pruned trials that reached step 3 are worse than this one, which is behind the 12
+    # complete ones: with 150 of them it is in the top tenth of the trials at its step and kept,
+    # though the models (trained on complete trials) call it hopeless; with 40 it is not.
+    pruner = SRPPruner(n_startup_trials=10)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     add_complete_trials(study, 12)
-    for _ in range(40):
+    for _ in range(n_behind):
         study.add_trial(
             optuna.trial.create_trial(
                 state=TrialState.PRUNED,
@@ -557,6 +529,8 @@ def test_keep_top_fraction_keeps_a_leader_among_partial_curves(
     trial = _ask(study, 0.0)
     _report(trial, curve(0.0, np.random.default_rng(1))[:3])
     assert trial.should_prune() is pruned
+    decision = study.trials[-1].user_attrs["srp:decision"]
+    assert decision.startswith("pruned") if pruned else decision == "kept:top"
 
 
 def _probability_of(study: optuna.Study, pruner: SRPPruner) -> float:
@@ -566,12 +540,12 @@ def _probability_of(study: optuna.Study, pruner: SRPPruner) -> float:
     return prediction[2]
 
 
-def _decide_between_thresholds(
-    study: optuna.Study, x: float, quantile: float, n_steps: int, **kwargs: Any
-) -> bool:
+def _decide_below_threshold(
+    study: optuna.Study, x: float, quantile: float, n_steps: int
+) -> tuple[bool, float]:
     # A trial reporting the complete trials' ``quantile`` at each step. Its probability is
-    # measured first, then the thresholds are put on either side of it: ``threshold`` below
-    # (the main rule keeps the trial), ``laggard_threshold`` above.
+    # measured first, then ``threshold`` is put below it, so that the main rule keeps the trial:
+    # only the laggard rule can prune it. Returns the decision and the probability.
     at_step = {
         s: float(np.quantile([t.intermediate_values[s] for t in study.trials], quantile))
         for s in range(1, n_steps + 1)
@@ -579,102 +553,36 @@ def _decide_between_thresholds(
     trial = _ask(study, x)
     _report(trial, [at_step[s] for s in range(1, n_steps + 1)])
     probability = _probability_of(study, SRPPruner(n_startup_trials=10, seed=0))
-    assert 0.0 < probability < 1 / 3
-    pruner = SRPPruner(
-        n_startup_trials=10,
-        seed=0,
-        threshold=probability / 2,
-        laggard_threshold=3 * probability,
-        keep_top_fraction=0.0,
-        **kwargs,
-    )
+    assert 0.0 < probability < _pruner._LAGGARD_THRESHOLD
+    pruner = SRPPruner(n_startup_trials=10, seed=0, threshold=probability / 2)
     study.pruner = pruner
     assert _probability_of(study, pruner) == probability  # same seed, same models
-    return trial.should_prune()
-
-
-def _add_curves(study: optuna.Study, n: int, crossing: bool, n_reporting_late: int = 0) -> None:
-    # Finals spread over [0.5, 0.9]; every curve rises in proportion to its final, so ranks
-    # never change. With ``crossing``, the best quarter are late learners: near chance for
-    # their first 10 steps, below every other run, then at their own curve. The worst
-    # ``n_reporting_late`` report nothing before step 11.
-    rng = np.random.default_rng(0)
-    finals = np.sort(rng.uniform(0.5, 0.9, n))
-    n_top = math.ceil(n / 4)
-    for rank, final in enumerate(finals[::-1]):
-        values = final * np.sqrt(np.arange(1, N_STEPS + 1) / N_STEPS)
-        values += rng.normal(0, 0.002, N_STEPS)
-        if crossing and rank < n_top:
-            values[:10] = 0.2
-        values[-1] = final
-        reports = dict(enumerate(values.tolist(), start=1))
-        if rank >= n - n_reporting_late:
-            reports = {step: v for step, v in reports.items() if step > 10}
-        study.add_trial(
-            optuna.trial.create_trial(
-                params={"x": float((final - 0.5) / 0.4)},
-                distributions={"x": FloatDistribution(0, 1)},
-                value=float(final),
-                intermediate_values=reports,
-            )
-        )
+    return trial.should_prune(), probability
 
 
 @pytest.mark.parametrize(
-    "n_complete,crossing,stable_rank_laggards,pruned",
+    "x,quantile,n_steps,pruned",
     [
-        (30, False, True, True),  # ranks have held: below the median is a laggard
-        (30, False, False, False),  # the rule turned off: needs ``threshold``
-        (30, True, True, False),  # the best complete runs were behind at this step
-        (19, False, True, False),  # too few complete trials to tell
-    ],
-)
-def test_below_the_median_is_a_laggard_where_ranks_have_held(
-    n_complete: int, crossing: bool, stable_rank_laggards: bool, pruned: bool
-) -> None:
-    study = optuna.create_study(direction="maximize")
-    _add_curves(study, n_complete, crossing)
-    decision = _decide_between_thresholds(
-        study, 0.4, 0.35, 5, stable_rank_laggards=stable_rank_laggards
-    )
-    assert decision is pruned
-
-
-@pytest.mark.parametrize("crossing,holds", [(False, True), (True, False)])
-def test_ranks_hold_reads_only_complete_trials_with_a_value_at_the_step(
-    crossing: bool, holds: bool
-) -> None:
-    # Nearly half the complete trials report nothing before step 11. At step 5 the median is
-    # that of the 16 that have a value, as the laggard rule's is: a median of all 30, missing
-    # ones counted as the worst, would sit on the late learners and say ranks had held.
-    pruner = SRPPruner(n_startup_trials=10, seed=0, stable_rank_laggards=True)
-    study = optuna.create_study(direction="maximize", pruner=pruner)
-    _add_curves(study, 30, crossing, n_reporting_late=14)
-    pruner.predict(study, study.trials[0])  # fits
-    fit = pruner._fit_for(study)
-    assert pruner._ranks_hold(fit, 5) is holds
-
-
-@pytest.mark.parametrize(
-    "quantile,laggard_fraction,n_steps,pruned",
-    [
-        (0.05, 0.1, 5, True),  # a laggard: the weaker evidence suffices
-        (0.05, 0.0, 5, False),  # the rule turned off
-        (0.3, 0.1, 5, False),  # below the median but not a laggard: needs ``threshold``
-        # At 1 of 20 steps (half the first tenth) the laggard threshold is a quarter as large:
-        # 0.75 x the probability.
-        (0.05, 0.1, 1, False),
+        (0.3, 0.05, 5, True),  # a laggard (below the worst tenth): the weaker evidence suffices
+        (0.3, 0.3, 5, False),  # below the median but not a laggard: needs ``threshold``
+        # At 1 of 20 steps (half the first tenth) the laggard threshold is a quarter as large
+        # (0.05), below this trial's probability (about 0.06); scaled linearly (0.1) it would be
+        # pruned.
+        (0.5, 0.05, 1, False),
     ],
 )
 def test_a_laggard_is_pruned_on_weaker_evidence(
-    quantile: float, laggard_fraction: float, n_steps: int, pruned: bool
+    x: float, quantile: float, n_steps: int, pruned: bool
 ) -> None:
     study = optuna.create_study(direction="maximize")
     add_complete_trials(study, 30)
-    decision = _decide_between_thresholds(
-        study, 0.3, quantile, n_steps, laggard_fraction=laggard_fraction
-    )
+    decision, probability = _decide_below_threshold(study, x, quantile, n_steps)
     assert decision is pruned
+    if n_steps == 1:
+        early = _pruner._LAGGARD_THRESHOLD * np.array([0.5**2, 0.5])
+        assert early[0] <= probability < early[1]
+    if pruned:
+        assert study.trials[-1].user_attrs["srp:decision"] == "pruned:laggard"
 
 
 def test_docstring_example_runs() -> None:

@@ -92,14 +92,7 @@ def test_a_source_trial_is_never_the_best_nor_written_to_the_study() -> None:
         )
         for t in source
     ]
-    # Without the median guard and the top-fraction keep, only the best to beat decides.
-    pruner = SRPPruner(
-        n_startup_trials=5,
-        seed=0,
-        source_trials=boosted,
-        median_guard=False,
-        keep_top_fraction=0.0,
-    )
+    pruner = SRPPruner(n_startup_trials=5, seed=0, source_trials=boosted)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     add_complete_trials(study, 3, seed=4)
     own_best = study.best_value
@@ -109,6 +102,10 @@ def test_a_source_trial_is_never_the_best_nor_written_to_the_study() -> None:
     for step in range(1, 6):
         trial.report(own_best + 0.01, step)
     assert not trial.should_prune()
+    # Kept because it is level with or beat the study's own best, not by the median guard or
+    # the top-tenth rule, which would keep it too had the source's best been the one to beat.
+    decision = study.trials[-1].user_attrs["srp:decision"]
+    assert decision in ("kept:incumbent", "kept:reached-best")
     assert len(study.trials) == 4
     assert study.best_value == own_best
 

@@ -30,14 +30,6 @@ _SETTINGS: dict[str, Any] = dict(
     derandomize=True,  # the same examples on every run: CI must not flake
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-# Prunes every trial the guards do not keep: what is kept here is kept by a guard.
-_PRUNE_ALL: dict[str, Any] = dict(
-    threshold=1.0,
-    laggard_threshold=1.0,
-    laggard_fraction=1.0,
-    median_guard=False,
-    keep_top_fraction=0.0,
-)
 
 
 def _add(
@@ -55,12 +47,22 @@ def _add(
 
 def _decisions(study: optuna.Study, curve: dict[int, float], x: float = 0.5) -> dict[int, bool]:
     """Report ``curve`` as a new trial, deciding after each report."""
+    return {step: pruned for step, (pruned, _) in _rules(study, curve, x).items()}
+
+
+def _rules(
+    study: optuna.Study, curve: dict[int, float], x: float = 0.5
+) -> dict[int, tuple[bool, str | None]]:
+    """Report ``curve`` as a new trial, deciding after each report; each decision with the
+    trial's ``srp:decision`` after it (the rule that decided; None while no model decides)."""
     study.enqueue_trial({"x": x})
     trial = study.ask({"x": _X})
     out = {}
     for step in sorted(curve):
         trial.report(curve[step], step)
-        out[step] = trial.should_prune()
+        pruned = trial.should_prune()
+        attrs = study._storage.get_trial(trial._trial_id).user_attrs
+        out[step] = (pruned, attrs.get("srp:decision"))
     return out
 
 
@@ -109,17 +111,20 @@ def _curves_strategy() -> Any:
 def test_a_trial_level_with_the_best_complete_trial_is_never_pruned(
     curves: list[dict[int, float]], first_step: int, direction: str, length: int
 ) -> None:
-    # Whatever the complete trials' lengths and shapes, and the rules' settings: a trial
-    # whose curve so far is the best complete trial's is not pruned, not even by the laggard
-    # rule with every threshold at 1.
-    pruner = SRPPruner(n_startup_trials=4, n_estimators=2, seed=0, **_PRUNE_ALL)
+    # Whatever the complete trials' lengths and shapes: a trial whose curve so far is the best
+    # complete trial's is not pruned, even with threshold 1, and what keeps it is the incumbent
+    # (or reached-best, or end) rule, not the median guard or the top tenth, which a best
+    # trial's curve could pass by chance.
+    pruner = SRPPruner(n_startup_trials=4, n_estimators=2, seed=0, threshold=1.0)
     study = optuna.create_study(direction=direction, pruner=pruner)  # type: ignore[arg-type]
     for i, curve in enumerate(curves):
         _add(study, {first_step + s: v for s, v in curve.items()}, x=i / len(curves))
     best = study.best_trial
     copy = dict(sorted(best.intermediate_values.items())[:length])
-    decisions = _decisions(study, copy, x=best.params["x"])
-    assert not any(decisions.values()), decisions
+    rules = _rules(study, copy, x=best.params["x"])
+    assert not any(pruned for pruned, _ in rules.values()), rules
+    guards = {None, "kept:incumbent", "kept:reached-best", "kept:end"}
+    assert {rule for _, rule in rules.values()} <= guards, rules
 
 
 def _fixed_length_study(pruner: SRPPruner, n_steps: int = 15) -> optuna.Study:
@@ -203,15 +208,12 @@ def _study_with_pruned_peers(pruner: SRPPruner, first_step: int) -> optuna.Study
 @pytest.mark.parametrize("first_step", [0, 1, 1000])
 def test_step_zero_counts_as_a_step_among_the_peers(first_step: int) -> None:
     # The new trial is below the complete trials' median at the first step but ahead of the
-    # 200 pruned ones: in the top 10% of all the trials that reached that step, it is kept.
-    # Its peers' last step 0 had been read as "no step", and it was pruned from step 0 only.
+    # 200 pruned ones: in the top 10% of all the trials that reached that step, it is kept by
+    # that rule (the models, threshold 1, would prune it). Its peers' last step 0 had been read
+    # as "no step", and it was pruned from step 0 only.
     pruner = SRPPruner(n_startup_trials=10, seed=0, threshold=1.0)
     study = _study_with_pruned_peers(pruner, first_step)
-    decisions = _decisions(study, {first_step: 0.52})
-    assert decisions == {first_step: False}
-    no_keep = SRPPruner(n_startup_trials=10, seed=0, threshold=1.0, keep_top_fraction=0.0)
-    study = _study_with_pruned_peers(no_keep, first_step)
-    assert _decisions(study, {first_step: 0.52}) == {first_step: True}
+    assert _rules(study, {first_step: 0.52}) == {first_step: (False, "kept:top")}
 
 
 # ---------------------------------------------------------------------------------------------

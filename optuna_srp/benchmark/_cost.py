@@ -12,8 +12,9 @@ each pruner (SRPPruner, MedianPruner, HyperbandPruner) on that same study:
   call ``trial.should_prune()`` after each report, stopping when pruned; the mean over those
   calls. They are left RUNNING, so no refit happens among them (as between two refits).
 * **call ms (amortised)**: steady + refit / calls-per-refit, with calls-per-refit
-  ``ceil(refit_fraction * n_complete) * steps``: only the complete trials' own calls are
-  counted between two refits (pruned trials make more), so this is an upper bound.
+  ``ceil(0.1 * n_complete) * steps`` (SRPPruner refits when the complete trials have grown by
+  a tenth): only the complete trials' own calls are counted between two refits (pruned trials
+  make more), so this is an upper bound.
 * **reads/call**: calls to the storage's ``get_*`` methods per ``should_prune`` in the steady
   phase (``get_all_trials`` is the one that grows with the study); **writes/call** likewise
   for ``set_*`` (SRPPruner writes its prediction into user attributes).
@@ -60,6 +61,7 @@ from optuna.trial import TrialState
 
 from optuna_srp import FastHyperbandPruner
 from optuna_srp import SRPPruner
+from optuna_srp._pruner import _REFIT_FRACTION
 
 
 PRUNERS = ("srp", "fast_hyperband", "median", "hyperband")
@@ -344,10 +346,8 @@ def measure(
             refit_s = max(0.0, float(np.sum(refit_times)) - len(refit_times) * call_s)
         amortised_s = call_s
         if refit_s is not None:
-            # FastHyperbandPruner refits the SRPPruner it holds.
-            models = getattr(study.pruner, "_srp", study.pruner)
-            refit_fraction = getattr(models, "_refit_fraction", 0.1)
-            calls_per_refit = max(1, math.ceil(refit_fraction * n_complete)) * steps
+            # FastHyperbandPruner refits the SRPPruner it holds, on the same schedule.
+            calls_per_refit = max(1, math.ceil(_REFIT_FRACTION * n_complete)) * steps
             amortised_s += refit_s / calls_per_refit
 
         peak = kept = None

@@ -101,6 +101,7 @@ class Decision:
     pruned: bool
     prediction: tuple[float, float] | None
     holds_best: bool
+    rule: str | None  # the trial's ``srp:decision`` after this check (None if never written)
 
 
 @dataclass
@@ -149,9 +150,7 @@ def generate_study(rnd: random.Random, extreme: bool = True) -> StudySpec:
         "threshold": rnd.choice([0.0, 0.01, 0.01, 0.1, 0.5, 0.99, 1.0]),
         "n_estimators": rnd.randint(1, 4),
         "seed": rnd.choice([None, rnd.randint(0, 2**31 - 1)]),
-        "refit_fraction": rnd.choice([0.0, 0.1, 0.1, 1.0]),
         "max_train_trials": rnd.choice([10, 300, 300]),
-        "max_curve_points": rnd.choice([1, 2, 10, 10]),
     }
     wrapped = rnd.random() < 0.1
     use_extra = rnd.random() < 0.2
@@ -448,7 +447,8 @@ def run_study(spec: StudySpec, pruner: SRPPruner | None = None) -> StudyOutcome:
             prediction = pruner.predict(study, frozen)
             running = [v * sign for v in frozen.intermediate_values.values() if math.isfinite(v)]
             holds_best = max(running, default=-math.inf) >= best_complete
-            d = Decision(i, frozen.last_step, pruned, prediction, holds_best)
+            rule = study._storage.get_trial(trial._trial_id).user_attrs.get("srp:decision")
+            d = Decision(i, frozen.last_step, pruned, prediction, holds_best, rule)
             decisions.append(d)
             if pruned and holds_best and not delegates:
                 violations.append(
