@@ -100,7 +100,7 @@ class _Fit:
     n_complete_seen: int
     n_readable: int  # complete trials that could be turned into records (before subsampling)
     # The study's own complete trials first, then the source trials (``n_own`` of them are own):
-    # the models learn from all, the rank rules read only the study's own.
+    # the models learn from all, the median and laggard rules read only the study's own.
     records: list[CurveRecord]
     n_own: int
     target: np.ndarray  # standardised: (encoded final - target_center) / target_scale
@@ -266,7 +266,7 @@ class SRPPruner(BasePruner):
             misleading source fades. A changed search space is normal: a source trial brings
             its curve and the parameters the study shares, encoded with the study's
             distributions. Source trials are never the study's best, never written to it, and
-            never enter the median, laggard and rank rules (they may be in other units). A
+            never enter the median, laggard and top-tenth rules (they may be in other units). A
             trial that is not complete, multi-objective, without intermediate values or with
             a non-finite value is skipped with one warning.
 
