@@ -122,24 +122,51 @@ def test_the_rank_rules_read_only_the_study_s_own_trials() -> None:
     assert _complete_quantile(fit, 5, 0.5) == pytest.approx(np.median(own_at_5))
 
 
-def test_source_trials_fade_as_the_study_completes_its_own() -> None:
-    used = [_n_source_used(1000, n_own, 10) for n_own in range(0, 500, 10)]
-    assert used[0] == 50
-    assert all(a >= b for a, b in zip(used, used[1:]))
-    assert used[-1] <= 1
+def test_source_trials_stand_in_for_the_start_up_trials_only() -> None:
+    used = [_n_source_used(1000, n_own, 10) for n_own in range(0, 15)]
+    assert used[:3] == [50, 45, 40]
+    assert all(a > b for a, b in zip(used[:10], used[1:11]))
+    assert used[10:] == [0] * 5
     assert _n_source_used(3, 0, 10) == 3
+    assert _n_source_used(3, 9, 10) == 3
+
+
+def test_with_start_up_trials_of_its_own_the_study_decides_as_without_a_source() -> None:
+    # A source whose runs all end far above the study's: while it trains the models it moves
+    # the prediction; once the study has its own n_startup_trials, it must not.
+    source = [
+        optuna.trial.create_trial(
+            params=t.params,
+            distributions=t.distributions,
+            value=t.value + 1.0,  # type: ignore[operator]
+            intermediate_values={s: v + 1.0 for s, v in t.intermediate_values.items()},
+        )
+        for t in _source(40)
+    ]
+    predictions = {}
+    for n_startup in (5, 10):
+        for name, kwargs in (("source", {"source_trials": source}), ("none", {})):
+            pruner = SRPPruner(n_startup_trials=n_startup, seed=0, **kwargs)  # type: ignore[arg-type]
+            study = optuna.create_study(direction="maximize", pruner=pruner)
+            add_complete_trials(study, 8, seed=2)
+            _hopeless_trial(study, x=0.4).should_prune()
+            predictions[n_startup, name] = pruner.predict(study, study.trials[-1])
+    assert predictions[5, "source"] == predictions[5, "none"]  # 8 own >= 5: source unused
+    # 8 own < 10: the source is in the fit (the check that the comparison above can differ).
+    assert predictions[10, "source"] is not None
+    assert predictions[10, "source"] != predictions[10, "none"]
 
 
 def test_the_fit_uses_source_trials_only_within_the_training_cap() -> None:
-    pruner = SRPPruner(n_startup_trials=10, max_train_trials=30, source_trials=_source(60))
+    pruner = SRPPruner(n_startup_trials=10, max_train_trials=10, source_trials=_source(60))
     study = optuna.create_study(direction="maximize", pruner=pruner)
-    add_complete_trials(study, 25, seed=2)
+    add_complete_trials(study, 7, seed=2)
     trial = _hopeless_trial(study)
     trial.should_prune()
     fit = pruner._fit_for(study)
     assert fit is not None
-    assert fit.n_own == 25
-    assert len(fit.records) == 30  # 5 source trials fill the cap, not the 28 the fade allows
+    assert fit.n_own == 7
+    assert len(fit.records) == 10  # 3 source trials fill the cap, not the 15 the fade allows
 
 
 def test_changed_search_space_uses_only_the_shared_parameters() -> None:
