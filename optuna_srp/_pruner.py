@@ -243,10 +243,12 @@ class SRPPruner(BasePruner):
         n_estimators:
             Number of ν-SVRs in each step's ensemble.
         seed:
-            Seed for the bootstrap resamples and cross-validation folds.
+            Seed for the bootstrap resamples, cross-validation folds and the subsampling of
+            the training set beyond ``max_train_trials``.
         wrapped_pruner:
             A pruner consulted while no model is ready (fewer than ``n_startup_trials``
-            complete trials). :obj:`None` means no pruning then.
+            complete trials; with ``source_trials``, before the study's first complete trial
+            of its own). :obj:`None` means no pruning then.
         extra_features:
             A callable mapping a :class:`~optuna.trial.FrozenTrial` to a sequence of numbers,
             e.g. architecture descriptors (number of layers, of weights) kept in user
@@ -260,16 +262,17 @@ class SRPPruner(BasePruner):
             ``optuna.load_study(...).get_trials(states=(TrialState.COMPLETE,))``), as in
             :class:`~optuna.samplers.CmaEsSampler`. They train the models beside the study's
             own complete trials, so pruning starts when the study's first trial completes
-            instead of its ``n_startup_trials``-th; they count less as the study's own
-            accumulate: ``5 x n_startup_trials`` of them at first, five fewer for each own
-            complete trial, none once the study has ``n_startup_trials`` of its own, when it
-            decides as it would without a source (so a misleading one cannot outlast the
-            start-up). A changed search space is normal: a source trial brings
-            its curve and the parameters the study shares, encoded with the study's
-            distributions. Source trials are never the study's best, never written to it, and
-            never enter the median, laggard and top-tenth rules (they may be in other units). A
-            trial that is not complete, multi-objective, without intermediate values or with
-            a non-finite value is skipped with one warning.
+            instead of its ``n_startup_trials``-th (given ``n_startup_trials - 1`` usable
+            source trials; with fewer, once own and source trials together reach that
+            number). They count less as the study's own accumulate: ``5 x n_startup_trials``
+            of them at first, five fewer for each own complete trial, none once the study has
+            ``n_startup_trials`` of its own, when it decides as it would without a source (so
+            a misleading one cannot outlast the start-up). A changed search space is normal:
+            a source trial brings its curve and the parameters the study shares, encoded with
+            the study's distributions. Source trials are never the study's best, never written
+            to it, and never enter the median, laggard and top-tenth rules (they may be in
+            other units). A trial that is not complete, multi-objective, without intermediate
+            values or with a non-finite value is skipped with one warning.
 
     Raises:
         ValueError: If an argument is out of range.
@@ -846,7 +849,7 @@ class _Decision:
         if rule == "laggard":
             return f"{head}behind most complete trials at this step; {predicted}, {chance}"
         if rule == "median":
-            return f"{head}{predicted}, {chance}, but above the complete trials' median here"
+            return f"{head}{predicted}, {chance}, but not behind the complete trials' median here"
         if rule == "top":
             return f"{head}{predicted}, {chance}, but among the best trials at this step"
         if rule == "end":
