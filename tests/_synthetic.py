@@ -39,3 +39,15 @@ def add_complete_trials(study: optuna.Study, n: int, seed: int = 0) -> None:
                 intermediate_values=dict(enumerate(values, start=1)),
             )
         )
+
+
+def objective(trial: optuna.Trial) -> float:
+    """A study's objective: trial ``x`` reports the synthetic curve of ``x``, step by step, and
+    stops when the pruner says so (noise seeded by the trial number)."""
+    x = trial.suggest_float("x", 0.0, 1.0)
+    values = curve(x, np.random.default_rng(trial.number))
+    for step, v in enumerate(values, start=1):
+        trial.report(v, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return values[-1]

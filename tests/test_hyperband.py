@@ -17,6 +17,7 @@ from optuna_srp.benchmark._pruners import parse_pruner_spec
 from tests._synthetic import add_complete_trials
 from tests._synthetic import curve
 from tests._synthetic import N_STEPS
+from tests._synthetic import objective
 
 
 def _crossing(x: float, step: int) -> float:
@@ -143,16 +144,6 @@ def test_the_models_do_not_keep_a_hopeless_trial_at_a_rung() -> None:
     assert _rung_decision(_crossing_study(0.3), 0.0, 0.0) is True
 
 
-def _objective(trial: optuna.Trial) -> float:
-    x = trial.suggest_float("x", 0, 1)
-    values = curve(x, np.random.default_rng(trial.number))
-    for step, v in enumerate(values, start=1):
-        trial.report(v, step)
-        if trial.should_prune():
-            raise optuna.TrialPruned()
-    return values[-1]
-
-
 def _full_share(study: optuna.Study) -> float:
     steps = [len(t.intermediate_values) for t in study.trials]
     full = [n for n, t in zip(steps, study.trials) if t.system_attrs.get(_FULL_KEY)]
@@ -168,7 +159,7 @@ def test_the_full_group_holds_its_share_of_the_steps_and_is_not_stopped_by_rungs
     study = optuna.create_study(
         direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0)
     )
-    study.optimize(_objective, n_trials=80)
+    study.optimize(objective, n_trials=80)
     full = [t for t in study.trials if t.system_attrs.get(_FULL_KEY)]
     assert all(t.state == TrialState.COMPLETE for t in full)
     assert any(t.state == TrialState.PRUNED for t in study.trials)
@@ -225,16 +216,16 @@ def test_threads_share_a_study() -> None:
     study = optuna.create_study(direction="maximize", pruner=FastHyperbandPruner(seed=0))
     errors: list[BaseException] = []
 
-    def objective(trial: optuna.Trial) -> float:
+    def checked(trial: optuna.Trial) -> float:
         try:
-            return _objective(trial)
+            return objective(trial)
         except optuna.TrialPruned:
             raise
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)
             raise
 
-    study.optimize(objective, n_trials=60, n_jobs=2, catch=())
+    study.optimize(checked, n_trials=60, n_jobs=2, catch=())
     assert not errors
     assert all(_FULL_KEY in t.system_attrs for t in study.trials)
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}

@@ -20,6 +20,7 @@ from tests._synthetic import add_complete_trials
 from tests._synthetic import curve
 from tests._synthetic import final_value
 from tests._synthetic import N_STEPS
+from tests._synthetic import objective
 
 
 Direction = Literal["minimize", "maximize"]
@@ -420,15 +421,6 @@ def test_n_jobs_threads() -> None:
     study = optuna.create_study(
         direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(0)
     )
-
-    def objective(trial: optuna.trial.Trial) -> float:
-        x = trial.suggest_float("x", 0, 1)
-        values = curve(x, np.random.default_rng(trial.number))
-        for step, v in enumerate(values, start=1):
-            trial.report(v, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return values[-1]
 
     study.optimize(objective, n_trials=40, n_jobs=2)
     states = [t.state for t in study.trials]

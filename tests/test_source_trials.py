@@ -28,6 +28,19 @@ def _source(n: int, seed: int = 10, **kwargs: object) -> list[FrozenTrial]:
     return study.get_trials(states=(TrialState.COMPLETE,))
 
 
+def _boosted(trials: list[FrozenTrial], by: float = 1.0) -> list[FrozenTrial]:
+    """The same trials with every value (curve and final) higher by ``by``."""
+    return [
+        optuna.trial.create_trial(
+            params=t.params,
+            distributions=t.distributions,
+            value=t.value + by,  # type: ignore[operator]
+            intermediate_values={s: v + by for s, v in t.intermediate_values.items()},
+        )
+        for t in trials
+    ]
+
+
 def _hopeless_trial(study: optuna.Study, x: float = 0.05, n_steps: int = 8) -> optuna.Trial:
     study.enqueue_trial({"x": x})
     trial = study.ask()
@@ -82,16 +95,7 @@ def test_no_pruning_before_the_study_has_a_complete_trial_of_its_own() -> None:
 def test_a_source_trial_is_never_the_best_nor_written_to_the_study() -> None:
     # Source runs end far higher than the study's: a run above the study's best but below the
     # source's best must be kept, since it would be the study's new best.
-    source = _source(40)
-    boosted = [
-        optuna.trial.create_trial(
-            params=t.params,
-            distributions=t.distributions,
-            value=t.value + 1.0,  # type: ignore[operator]
-            intermediate_values={s: v + 1.0 for s, v in t.intermediate_values.items()},
-        )
-        for t in source
-    ]
+    boosted = _boosted(_source(40))
     pruner = SRPPruner(n_startup_trials=5, seed=0, source_trials=boosted)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     add_complete_trials(study, 3, seed=4)
@@ -134,15 +138,7 @@ def test_source_trials_stand_in_for_the_start_up_trials_only() -> None:
 def test_with_start_up_trials_of_its_own_the_study_decides_as_without_a_source() -> None:
     # A source whose runs all end far above the study's: while it trains the models it moves
     # the prediction; once the study has its own n_startup_trials, it must not.
-    source = [
-        optuna.trial.create_trial(
-            params=t.params,
-            distributions=t.distributions,
-            value=t.value + 1.0,  # type: ignore[operator]
-            intermediate_values={s: v + 1.0 for s, v in t.intermediate_values.items()},
-        )
-        for t in _source(40)
-    ]
+    source = _boosted(_source(40))
     predictions = {}
     for n_startup in (5, 10):
         for name, kwargs in (("source", {"source_trials": source}), ("none", {})):

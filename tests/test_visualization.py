@@ -6,7 +6,6 @@ from collections.abc import Iterator
 import math
 import sys
 
-import numpy as np
 import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
@@ -16,8 +15,8 @@ from optuna_srp import SRPPruner
 from optuna_srp.visualization import plot_predictions as plotly_predictions
 from optuna_srp.visualization.matplotlib import plot_predictions
 from tests._synthetic import add_complete_trials
-from tests._synthetic import curve
 from tests._synthetic import N_STEPS
+from tests._synthetic import objective
 
 
 @pytest.fixture(autouse=True)
@@ -39,16 +38,6 @@ def _gids(ax: object, prefix: str) -> set[str]:
     return {a.get_gid() for a in artists if (a.get_gid() or "").startswith(prefix)}
 
 
-def _objective(trial: optuna.Trial) -> float:
-    x = trial.suggest_float("x", 0.0, 1.0)
-    values = curve(x, np.random.default_rng(trial.number))
-    for step, v in enumerate(values, start=1):
-        trial.report(v, step)
-        if trial.should_prune():
-            raise optuna.TrialPruned()
-    return values[-1]
-
-
 @pytest.fixture(scope="module")
 def srp_study() -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -57,7 +46,7 @@ def srp_study() -> optuna.Study:
         sampler=optuna.samplers.RandomSampler(seed=0),
         pruner=SRPPruner(n_startup_trials=10, seed=0),
     )
-    study.optimize(_objective, n_trials=60)
+    study.optimize(objective, n_trials=60)
     return study
 
 
@@ -102,7 +91,7 @@ def test_a_study_without_srp_attributes_shows_its_curves() -> None:
         sampler=optuna.samplers.RandomSampler(seed=0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3),
     )
-    study.optimize(_objective, n_trials=15)
+    study.optimize(objective, n_trials=15)
     pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
     assert pruned
 
