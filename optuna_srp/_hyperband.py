@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import warnings
 
 from optuna.pruners import BasePruner
+from optuna.pruners import NopPruner
 from optuna.pruners import SuccessiveHalvingPruner
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
@@ -16,13 +17,11 @@ from optuna_srp._pruner import _check_float
 from optuna_srp._pruner import _check_int
 from optuna_srp._pruner import _check_single_objective
 from optuna_srp._pruner import SRPPruner
+from optuna_srp._startup import in_full_group
 
 
 if TYPE_CHECKING:
     from optuna.study import Study
-
-
-_FULL_KEY = "fast_hyperband:full"
 
 
 class FastHyperbandPruner(BasePruner):
@@ -121,13 +120,16 @@ class FastHyperbandPruner(BasePruner):
         self._full_fraction = float(full_fraction)
         self._keep_probability = float(keep_probability)
         self._rungs = SuccessiveHalvingPruner(reduction_factor=reduction_factor)
+        # Until the models are ready the rungs below decide, not SRPPruner's start-up rungs.
+        srp_kwargs.setdefault("wrapped_pruner", NopPruner())
         self._srp = SRPPruner(n_startup_trials, seed=seed, **srp_kwargs)
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
         _check_single_objective(study)
         if trial.last_step is None:
             return False
-        full = self._is_full(study, trial)  # first, so every trial checked has its group
+        # First, so that every trial checked has its group.
+        full = in_full_group(study, trial, self._full_fraction)
         if self._srp.prune(study, trial):
             return True
         if full:
@@ -138,27 +140,6 @@ class FastHyperbandPruner(BasePruner):
         if probability is None:
             return True  # no model yet: the rung decides
         return probability < self._keep_probability
-
-    def _is_full(self, study: Study, trial: FrozenTrial) -> bool:
-        """Whether ``trial`` skips the rungs (is trained fully unless hopeless).
-
-        Decided at the trial's first check and kept in its system attributes: it joins the
-        full group while that group's steps are at most ``full_fraction`` of all the steps the
-        study has trained.
-        """
-        full = trial.system_attrs.get(_FULL_KEY)
-        if full is None:
-            spent = spent_full = 0
-            for other in study.get_trials(deepcopy=False):
-                if other.number == trial.number:
-                    continue
-                n = len(other.intermediate_values)
-                spent += n
-                if other.system_attrs.get(_FULL_KEY):
-                    spent_full += n
-            full = spent_full <= self._full_fraction * spent and self._full_fraction > 0.0
-            study._storage.set_trial_system_attr(trial._trial_id, _FULL_KEY, full)
-        return bool(full)
 
     def _veto_probability(self, study: Study, trial: FrozenTrial) -> float | None:
         """The models' probability that ``trial`` beats the best complete trial, divided by

@@ -32,6 +32,7 @@ from optuna_srp._features import ExtraFeatures
 from optuna_srp._features import make_record
 from optuna_srp._features import robust_center_scale
 from optuna_srp._model import SRMEnsemble
+from optuna_srp._startup import _StartupRungs
 
 
 if TYPE_CHECKING:
@@ -356,9 +357,11 @@ class SRPPruner(BasePruner):
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         prediction = self._predict(study, state, trial, complete)
         if prediction is None:
-            if self._wrapped_pruner is not None and not self._model_ready(state, complete):
+            if self._model_ready(state, complete):
+                return False
+            if self._wrapped_pruner is not None:
                 return self._wrapped_pruner.prune(study, trial)
-            return False
+            return self._startup_prune(study, trial, len(complete))
         mean, std, probability, decision_step, fit = prediction
         decision = self._decide(study, state, fit, trial, probability, decision_step)
         self._write_attrs(
@@ -368,6 +371,26 @@ class SRPPruner(BasePruner):
             _Decision(decision, mean, std, probability, decision_step, step, fit),
         )
         return decision.startswith("pruned")
+
+    def _startup_prune(self, study: Study, trial: FrozenTrial, n_complete: int) -> bool:
+        """The start-up rule (``_StartupRungs``), with the decision written to the trial."""
+        try:
+            if not _StartupRungs().prune(study, trial):
+                return False
+            step = trial.last_step
+            study._storage.set_trial_user_attr(
+                trial._trial_id, ATTR_PREFIX + "decision", "pruned:rung"
+            )
+            study._storage.set_trial_user_attr(
+                trial._trial_id,
+                ATTR_PREFIX + "reason",
+                f"pruned at step {step}: not in the top quarter of the trials at this rung "
+                f"(start-up: {n_complete} of {self._n_startup_trials} complete trials for the "
+                "models)",
+            )
+        except _UpdateFinishedTrialError:
+            return False  # another worker (e.g. a heartbeat check) has finished the trial
+        return True
 
     def _decide(
         self,
