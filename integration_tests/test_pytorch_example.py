@@ -80,7 +80,8 @@ def test_srp_prunes_real_training(example: ModuleType) -> None:
     study = optuna.create_study(
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=0),
-        pruner=SRPPruner(n_startup_trials=4, seed=0),
+        # No start-up rung: the slow configs below would stop at their first epoch there.
+        pruner=SRPPruner(n_startup_trials=4, seed=0, wrapped_pruner=optuna.pruners.NopPruner()),
     )
     # Start-up: good and slow configs complete, so that the model sees both kinds of curve.
     for params in (GOOD, SLOW_SGD, {**GOOD, "lr": 1e-2, "width": 8}, SLOW_ADAM):
@@ -115,7 +116,8 @@ def test_srp_prunes_real_training(example: ModuleType) -> None:
 def test_pruner_all_prints_a_comparison(
     example: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The demo, reduced: 12 trials of 4 epochs; SRPPruner decides from the 11th trial on."""
+    """The demo, reduced: 12 trials of 4 epochs; SRPPruner's models decide once 10 trials are
+    complete, its start-up rung before."""
     n_trials, epochs = 12, 4
     argv = ["--n-trials", str(n_trials), "--epochs", str(epochs), "--progress-every", "0"]
     results = example.main([*argv, "--out", str(tmp_path / "out")])
@@ -131,8 +133,15 @@ def test_pruner_all_prints_a_comparison(
     none, *_, srp = results
     assert none.n_pruned == 0 and none.epochs_trained == n_trials * epochs
     assert none.n_run == n_trials  # no pruning spends the budget within the first trials
-    decided = [t for t in srp.study.trials if "srp:decision" in t.user_attrs]
-    assert decided and min(t.number for t in decided) >= 10  # after the 10 start-up trials
+    trials = srp.study.trials
+    decided = [t for t in trials if "srp:decision" in t.user_attrs]
+    assert decided
+    for t in decided:
+        complete_before = sum(u.state == TrialState.COMPLETE for u in trials[: t.number])
+        if t.user_attrs["srp:decision"] == "pruned:rung":
+            assert complete_before < 10 and t.state == TrialState.PRUNED
+        else:  # the models', with the prediction it rests on
+            assert complete_before >= 10 and "srp:probability" in t.user_attrs
 
     assert "final accuracy over 12 complete configurations: best " in out and "median" in out
     table = out[out.index("The same study") :].splitlines()
@@ -200,7 +209,12 @@ def test_lightning_pruning_callback_with_srp() -> None:
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == 4
     assert all(t.state in FINISHED for t in trials)
-    assert all(len(t.intermediate_values) == 3 for t in trials[:3])  # start-up: complete
-    # The callback reported each epoch and SRPPruner, with three complete trials, decided.
-    assert "srp:probability" in trials[3].user_attrs
-    assert 1 <= len(trials[3].intermediate_values) <= 3
+    assert len(trials[0].intermediate_values) == 3  # the first trial trains fully
+    # The callback reported each epoch and SRPPruner decided: trial 1 or 2 was stopped at the
+    # start-up rung (below the best at epoch 1), or with three complete trials, trial 3 was
+    # decided by the models.
+    assert any("srp:decision" in t.user_attrs for t in trials[1:])
+    for t in trials:
+        if t.state == TrialState.PRUNED:
+            assert t.user_attrs["srp:decision"].startswith("pruned:")
+            assert 1 <= len(t.intermediate_values) < 3

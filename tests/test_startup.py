@@ -1,0 +1,212 @@
+"""SRPPruner's start-up rule: one rung at a quarter of the curve, and a full group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+import pytest
+
+from optuna_srp import SRPPruner
+from optuna_srp._startup import _StartupRungs
+from optuna_srp._startup import FULL_KEY
+from optuna_srp._startup import rung_steps
+from tests._synthetic import add_complete_trials
+from tests._synthetic import N_STEPS
+from tests._synthetic import objective
+
+
+RUNG = N_STEPS // 4  # the rung's position in the 20-step curves
+
+
+def _complete(steps: Any, number: int = 0) -> FrozenTrial:
+    trial = optuna.trial.create_trial(
+        value=1.0, intermediate_values={int(s): 1.0 for s in steps}, state=TrialState.COMPLETE
+    )
+    trial.number = number
+    return trial
+
+
+@pytest.mark.parametrize(
+    "curves,expected",
+    [
+        ([range(1, 21)], [5]),
+        ([range(0, 20)], [4]),  # steps from 0
+        ([range(200, 4001, 200)], [1000]),  # steps in another unit
+        ([range(1, 11), range(1, 21), range(1, 15)], [5]),  # the longest curve
+        ([[1, 2, 7, 30]], [1]),  # irregular steps: by position
+        ([[3, 4, 5]], [3]),  # a quarter of 3 reports rounds down, but the rung is at least one
+        ([[7]], []),  # a rung at the last report would save nothing
+        ([], []),
+    ],
+)
+def test_the_rung_is_at_a_quarter_of_the_longest_complete_curve(
+    curves: list[Any], expected: list[int]
+) -> None:
+    assert rung_steps([_complete(c, n) for n, c in enumerate(curves)]) == expected
+
+
+def _study(direction: str = "maximize", **kwargs: Any) -> optuna.Study:
+    study = optuna.create_study(
+        direction=direction, pruner=SRPPruner(n_startup_trials=10, **kwargs)
+    )
+    add_complete_trials(study, 2)  # the rung's position; the models need 10
+    return study
+
+
+def _rung_decisions(
+    study: optuna.Study, values: Any, full: bool = False, steps: Any = None, sign: float = 1.0
+) -> list[bool]:
+    """Each value is one trial's flat curve up to the rung; should_prune() there, which must
+    be False before it."""
+    steps = list(range(1, RUNG + 1)) if steps is None else list(steps)
+    decisions = []
+    for v in values:
+        trial = study.ask({"x": FloatDistribution(0, 1)})
+        study._storage.set_trial_system_attr(trial._trial_id, FULL_KEY, full)
+        for step in steps[:-1]:
+            trial.report(sign * v, step)
+            assert not trial.should_prune()
+        trial.report(sign * v, steps[-1])
+        decisions.append(trial.should_prune())
+        study.tell(trial, state=TrialState.PRUNED if decisions[-1] else TrialState.FAIL)
+    return decisions
+
+
+def test_before_the_models_a_trial_outside_the_top_quarter_at_the_rung_is_stopped() -> None:
+    study = _study()
+    # The first at the rung goes on; while fewer than four are there, only the best does.
+    assert _rung_decisions(study, [0.9, 0.8, 0.95, 0.7, 0.96]) == [
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    assert [t.user_attrs["srp:decision"] for t in pruned] == ["pruned:rung"] * 2
+    assert all(
+        t.user_attrs["srp:reason"].startswith(f"pruned at step {RUNG}: not in the top quarter")
+        for t in pruned
+    )
+    assert all("srp:probability" not in t.user_attrs for t in pruned)  # no model yet
+
+
+def test_a_trial_in_the_full_group_is_never_stopped_at_the_rung() -> None:
+    assert _rung_decisions(_study(), [0.9, 0.1, 0.0], full=True) == [False] * 3
+
+
+def test_a_non_finite_value_at_the_rung_is_the_worst() -> None:
+    assert _rung_decisions(_study(), [float("nan")]) == [True]
+    assert _rung_decisions(_study(), [0.9, float("-inf"), 0.8]) == [False, True, True]
+
+
+@pytest.mark.parametrize("offset,unit", [(0, 1), (-1, 1), (1000, 1), (0, 200)])
+def test_the_decisions_do_not_depend_on_step_numbering_or_direction(
+    offset: int, unit: int
+) -> None:
+    values = [0.5, 0.9, 0.4, 0.95, 0.3, 0.99, 0.2]
+    expected = _rung_decisions(_study(), values)
+    assert any(expected) and not all(expected)
+    for direction, sign in (("maximize", 1.0), ("minimize", -1.0)):
+        study = optuna.create_study(direction=direction, pruner=SRPPruner(n_startup_trials=10))
+        rng = np.random.default_rng(0)
+        for x in rng.uniform(0, 1, 2):
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params={"x": float(x)},
+                    distributions={"x": FloatDistribution(0, 1)},
+                    value=sign * 0.5,
+                    intermediate_values={offset + unit * s: sign * 0.5 for s in range(1, 21)},
+                )
+            )
+        steps = [offset + unit * s for s in range(1, RUNG + 1)]
+        assert _rung_decisions(study, values, steps=steps, sign=sign) == expected
+
+
+def _share_of_full_steps(study: optuna.Study) -> float:
+    steps = [len(t.intermediate_values) for t in study.trials]
+    full = [n for n, t in zip(steps, study.trials) if t.system_attrs.get(FULL_KEY)]
+    return sum(full) / sum(steps)
+
+
+def test_the_full_group_holds_a_quarter_of_the_steps_and_completes() -> None:
+    # The models are never ready: the start-up rule decides every trial.
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=SRPPruner(n_startup_trials=1000),
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    study.optimize(objective, n_trials=80)
+    full = [t for t in study.trials if t.system_attrs.get(FULL_KEY)]
+    assert study.trials[0] in full
+    assert all(t.state == TrialState.COMPLETE for t in full)
+    rung_group = [t for t in study.trials if t not in full]
+    assert any(t.state == TrialState.PRUNED for t in rung_group)
+    assert all(
+        t.state == TrialState.COMPLETE or len(t.intermediate_values) == RUNG for t in rung_group
+    )
+    total = sum(len(t.intermediate_values) for t in study.trials)
+    # Each joins while the group is at most its share; the last can overshoot by one curve.
+    assert abs(_share_of_full_steps(study) - 0.25) <= N_STEPS / total
+
+
+def test_a_nop_wrapped_pruner_trains_every_start_up_trial_fully() -> None:
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=SRPPruner(n_startup_trials=1000, wrapped_pruner=optuna.pruners.NopPruner()),
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    study.optimize(objective, n_trials=20)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert not any(FULL_KEY in t.system_attrs for t in study.trials)
+
+
+def test_once_the_models_are_ready_the_rung_no_longer_decides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    original = _StartupRungs.prune
+
+    def counted(self: _StartupRungs, study: optuna.Study, trial: FrozenTrial) -> bool:
+        calls.append(trial.number)
+        return original(self, study, trial)
+
+    monkeypatch.setattr(_StartupRungs, "prune", counted)
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
+    add_complete_trials(study, 9)
+    _rung_decisions(study, [0.9])
+    assert calls
+    calls.clear()
+    add_complete_trials(study, 1, seed=1)
+    trial = study.ask({"x": FloatDistribution(0, 1)})
+    for step in range(1, RUNG + 1):
+        trial.report(0.0, step)
+        trial.should_prune()
+    assert not calls
+    assert study._storage.get_trial(trial._trial_id).user_attrs["srp:decision"] != "pruned:rung"
+
+
+def test_workers_share_the_rung_through_storage(tmp_path: Any) -> None:
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))
+    )
+    workers = [
+        optuna.create_study(
+            study_name="s",
+            storage=storage,
+            direction="maximize",
+            pruner=SRPPruner(n_startup_trials=10),
+            load_if_exists=True,
+        )
+        for _ in range(2)
+    ]
+    add_complete_trials(workers[0], 2)
+    # A rung value one worker recorded is the other's competitor.
+    assert _rung_decisions(workers[0], [0.9]) == [False]
+    assert _rung_decisions(workers[1], [0.8]) == [True]
+    assert _rung_decisions(workers[0], [0.95]) == [False]
