@@ -210,3 +210,19 @@ def test_workers_share_the_rung_through_storage(tmp_path: Any) -> None:
     assert _rung_decisions(workers[0], [0.9]) == [False]
     assert _rung_decisions(workers[1], [0.8]) == [True]
     assert _rung_decisions(workers[0], [0.95]) == [False]
+
+
+def test_with_source_trials_the_rung_still_decides_until_the_start_up_trials_are_complete() -> (
+    None
+):
+    # The source makes the models ready at the first own complete trial; the study's own rank
+    # evidence still stops a trial outside the top quarter at the rung.
+    earlier = optuna.create_study(direction="maximize")
+    add_complete_trials(earlier, 20, seed=3)
+    study = _study(source_trials=earlier.get_trials(states=(TrialState.COMPLETE,)))
+    pruner = study.pruner
+    assert isinstance(pruner, SRPPruner)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert pruner._model_ready(pruner._state(study), complete)
+    assert _rung_decisions(study, [0.9, 0.8]) == [False, True]
+    assert study.trials[-1].user_attrs["srp:decision"] == "pruned:rung"
