@@ -3,6 +3,7 @@ of a hyper-parameter."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import math
 
 import numpy as np
@@ -51,3 +52,21 @@ def objective(trial: optuna.Trial) -> float:
         if trial.should_prune():
             raise optuna.TrialPruned()
     return values[-1]
+
+
+def journal_workers(
+    path: str, make_pruner: Callable[[], optuna.pruners.BasePruner], n: int = 2
+) -> list[optuna.Study]:
+    """``n`` workers on one maximising study in a journal file at ``path``, each with its own
+    pruner from ``make_pruner``."""
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    return [
+        optuna.create_study(
+            study_name="s",
+            storage=storage,
+            direction="maximize",
+            pruner=make_pruner(),
+            load_if_exists=True,
+        )
+        for _ in range(n)
+    ]

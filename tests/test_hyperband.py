@@ -16,6 +16,7 @@ from optuna_srp._startup import FULL_KEY as _FULL_KEY
 from optuna_srp.benchmark._pruners import parse_pruner_spec
 from tests._synthetic import add_complete_trials
 from tests._synthetic import curve
+from tests._synthetic import journal_workers
 from tests._synthetic import N_STEPS
 from tests._synthetic import objective
 
@@ -175,19 +176,9 @@ def test_the_group_is_read_from_storage_by_every_worker(tmp_path: Any) -> None:
     # Two workers, each with its own pruner, alternate on one study in a journal file: a
     # trial's group is decided once, by the first check, and every later check by either
     # worker reads it.
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))
+    workers = journal_workers(
+        str(tmp_path / "journal.log"), lambda: FastHyperbandPruner(n_startup_trials=1000)
     )
-    workers = [
-        optuna.create_study(
-            study_name="s",
-            storage=storage,
-            direction="maximize",
-            pruner=FastHyperbandPruner(n_startup_trials=1000),
-            load_if_exists=True,
-        )
-        for _ in range(2)
-    ]
     rng = np.random.default_rng(0)
     for n in range(40):
         trial = workers[n % 2].ask()

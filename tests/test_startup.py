@@ -16,6 +16,7 @@ from optuna_srp._startup import _StartupRungs
 from optuna_srp._startup import FULL_KEY
 from optuna_srp._startup import rung_steps
 from tests._synthetic import add_complete_trials
+from tests._synthetic import journal_workers
 from tests._synthetic import N_STEPS
 from tests._synthetic import objective
 
@@ -192,19 +193,9 @@ def test_once_the_models_are_ready_the_rung_no_longer_decides(
 
 
 def test_workers_share_the_rung_through_storage(tmp_path: Any) -> None:
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))
+    workers = journal_workers(
+        str(tmp_path / "journal.log"), lambda: SRPPruner(n_startup_trials=10)
     )
-    workers = [
-        optuna.create_study(
-            study_name="s",
-            storage=storage,
-            direction="maximize",
-            pruner=SRPPruner(n_startup_trials=10),
-            load_if_exists=True,
-        )
-        for _ in range(2)
-    ]
     add_complete_trials(workers[0], 2)
     # A rung value one worker recorded is the other's competitor.
     assert _rung_decisions(workers[0], [0.9]) == [False]
