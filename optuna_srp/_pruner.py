@@ -260,10 +260,11 @@ class SRPPruner(BasePruner):
             Seed for the bootstrap resamples, cross-validation folds and the subsampling of
             the training set beyond ``max_train_trials``.
         wrapped_pruner:
-            A pruner consulted instead of the start-up rule while the study has fewer than
-            ``n_startup_trials`` complete trials (with ``source_trials``, the models, ready
-            earlier, may prune as well), e.g. :class:`~optuna.pruners.NopPruner` to train
-            every trial fully until then. :obj:`None` means the start-up rule.
+            A pruner consulted instead of the start-up rule while no model is ready (fewer
+            than ``n_startup_trials`` complete trials; with ``source_trials``, before the
+            study's first complete trial of its own), e.g.
+            :class:`~optuna.pruners.NopPruner` to train every trial fully until then.
+            :obj:`None` means the start-up rule.
         extra_features:
             A callable mapping a :class:`~optuna.trial.FrozenTrial` to a sequence of numbers,
             e.g. architecture descriptors (number of layers, of weights) kept in user
@@ -369,17 +370,13 @@ class SRPPruner(BasePruner):
 
         state = self._state(study)
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        # The start-up rule decides until the study has n_startup_trials complete trials of its
-        # own; with source trials the models are ready earlier and may prune as well.
-        if len(complete) < self._n_startup_trials or not self._model_ready(state, complete):
-            if self._wrapped_pruner is not None:
-                if self._wrapped_pruner.prune(study, trial):
-                    return True
-            elif self._startup_prune(study, trial, len(complete)):
-                return True
         prediction = self._predict(study, state, trial, complete)
         if prediction is None:
-            return False
+            if self._model_ready(state, complete):
+                return False
+            if self._wrapped_pruner is not None:
+                return self._wrapped_pruner.prune(study, trial)
+            return self._startup_prune(study, trial, len(complete))
         mean, std, probability, decision_step, fit = prediction
         decision = self._decide(study, state, fit, trial, probability, decision_step)
         self._write_attrs(
