@@ -32,7 +32,7 @@ from optuna_srp._features import ExtraFeatures
 from optuna_srp._features import make_record
 from optuna_srp._features import robust_center_scale
 from optuna_srp._model import SRMEnsemble
-from optuna_srp._startup import _StartupRungs
+from optuna_srp._startup import startup_stops
 
 
 if TYPE_CHECKING:
@@ -376,7 +376,7 @@ class SRPPruner(BasePruner):
                 return False
             if self._wrapped_pruner is not None:
                 return self._wrapped_pruner.prune(study, trial)
-            return self._startup_prune(study, trial, len(complete))
+            return self._startup_prune(study, trial, complete)
         mean, std, probability, decision_step, fit = prediction
         decision = self._decide(study, state, fit, trial, probability, decision_step)
         self._write_attrs(
@@ -387,10 +387,12 @@ class SRPPruner(BasePruner):
         )
         return decision.startswith("pruned")
 
-    def _startup_prune(self, study: Study, trial: FrozenTrial, n_complete: int) -> bool:
-        """The start-up rule (``_StartupRungs``), with the decision written to the trial."""
+    def _startup_prune(
+        self, study: Study, trial: FrozenTrial, complete: Sequence[FrozenTrial]
+    ) -> bool:
+        """The start-up rule (:func:`startup_stops`), with the decision written to the trial."""
         try:
-            if not _StartupRungs().prune(study, trial):
+            if not startup_stops(study, trial, complete, _sign(study)):
                 return False
             step = trial.last_step
             study._storage.set_trial_user_attr(
@@ -400,7 +402,7 @@ class SRPPruner(BasePruner):
                 trial._trial_id,
                 ATTR_PREFIX + "reason",
                 f"pruned at step {step}: not in the top quarter of the trials at this rung "
-                f"(start-up: {n_complete} of {self._n_startup_trials} complete trials for the "
+                f"(start-up: {len(complete)} of {self._n_startup_trials} complete trials for the "
                 "models)",
             )
         except _UpdateFinishedTrialError:

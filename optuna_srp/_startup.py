@@ -13,10 +13,7 @@ import bisect
 import math
 from typing import TYPE_CHECKING
 
-from optuna.pruners import BasePruner
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
-from optuna.trial import TrialState
 
 
 if TYPE_CHECKING:
@@ -29,8 +26,8 @@ if TYPE_CHECKING:
 # hopeless), decided at its first check and kept in its system attributes so that every worker
 # agrees.
 FULL_KEY = "srp:full"
-# The value (higher is better; None if not finite) a trial had at rung k.
-_RUNG_KEY = "srp:rung_{}"
+# The value (higher is better; None if not finite) a trial had at the rung.
+_RUNG_KEY = "srp:rung_0"
 # The full group's share of the steps: FastHyperbandPruner's default, chosen on the anytime
 # benchmark (docs/fast_hyperband.md, round 1: a quarter of the steps, not of the trials).
 FULL_FRACTION = 0.25
@@ -67,42 +64,36 @@ def in_full_group(study: Study, trial: FrozenTrial, full_fraction: float) -> boo
     return bool(full)
 
 
-class _StartupRungs(BasePruner):
-    """One successive-halving rung with a full group, for the start-up of :class:`SRPPruner`.
+def startup_stops(
+    study: Study, trial: FrozenTrial, complete: Sequence[FrozenTrial], sign: float
+) -> bool:
+    """Whether the start-up rule stops ``trial`` (``complete``: the study's complete trials;
+    ``sign``: 1 to maximise, -1 to minimise).
 
-    The rung is at the step of the longest complete curve at a quarter of its reports: by
-    position, not by step number, so that the decisions do not depend on where step numbering
-    starts or on its unit (Optuna's :class:`~optuna.pruners.SuccessiveHalvingPruner` counts
-    absolute steps). There a trial goes on if its value is in the top quarter of the values
-    every trial had there (the first to reach it always does), as in Optuna's successive
-    halving; a trial in the full group records its value but always goes on. One rung only:
-    a second, at the whole curve, would stop trials that have cost all their steps and throw
-    away the complete curves the models need. No trial meets the rung before one is complete.
+    One successive-halving rung, at the step of the longest complete curve at a quarter of its
+    reports: by position, not by step number, so that the decisions do not depend on where step
+    numbering starts or on its unit (Optuna's :class:`~optuna.pruners.SuccessiveHalvingPruner`
+    counts absolute steps). There a trial goes on if its value is in the top quarter of the
+    values every trial had there (the first to reach it always does), as in Optuna's successive
+    halving; a trial in the full group records its value but always goes on. One rung only: a
+    second, at the whole curve, would stop trials that have cost all their steps and throw away
+    the complete curves the models need. No trial meets the rung before one is complete, and
+    each meets it once (at its first check at or past it).
     """
-
-    def prune(self, study: Study, trial: FrozenTrial) -> bool:
-        step = trial.last_step
-        if step is None:
-            return False
-        full = in_full_group(study, trial, FULL_FRACTION)
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
-        for k, rung_step in enumerate(rung_steps(complete)):
-            if rung_step > step:
-                break
-            key = _RUNG_KEY.format(k)
-            if key in trial.system_attrs:
-                continue  # decided at this rung at an earlier check
-            value = _value_from(trial, rung_step, sign)
-            study._storage.set_trial_system_attr(trial._trial_id, key, value)
-            others = [
-                t.system_attrs[key]
-                for t in study.get_trials(deepcopy=False)
-                if t.number != trial.number and key in t.system_attrs
-            ]
-            if not _promotable(value, others):
-                return not full
+    step = trial.last_step
+    assert step is not None
+    full = in_full_group(study, trial, FULL_FRACTION)
+    rungs = rung_steps(complete)
+    if not rungs or step < rungs[0] or _RUNG_KEY in trial.system_attrs:
         return False
+    value = _value_from(trial, rungs[0], sign)
+    study._storage.set_trial_system_attr(trial._trial_id, _RUNG_KEY, value)
+    others = [
+        t.system_attrs[_RUNG_KEY]
+        for t in study.get_trials(deepcopy=False)
+        if t.number != trial.number and _RUNG_KEY in t.system_attrs
+    ]
+    return not full and not _promotable(value, others)
 
 
 def rung_steps(complete: Sequence[FrozenTrial]) -> list[int]:

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 import pytest
 
 from optuna_srp import SRPPruner
-from optuna_srp._startup import _StartupRungs
+import optuna_srp._pruner
 from optuna_srp._startup import FULL_KEY
 from optuna_srp._startup import rung_steps
 from tests._synthetic import add_complete_trials
@@ -171,13 +171,13 @@ def test_once_the_models_are_ready_the_rung_no_longer_decides(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[int] = []
-    original = _StartupRungs.prune
+    original = optuna_srp._pruner.startup_stops
 
-    def counted(self: _StartupRungs, study: optuna.Study, trial: FrozenTrial) -> bool:
+    def counted(study: optuna.Study, trial: FrozenTrial, *args: Any) -> bool:
         calls.append(trial.number)
-        return original(self, study, trial)
+        return original(study, trial, *args)
 
-    monkeypatch.setattr(_StartupRungs, "prune", counted)
+    monkeypatch.setattr(optuna_srp._pruner, "startup_stops", counted)
     study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
     add_complete_trials(study, 9)
     _rung_decisions(study, [0.9])
