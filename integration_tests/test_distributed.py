@@ -8,8 +8,9 @@ storage with the values stored there).
 
 Tolerances against the single-process replay of the same ordering: the best configuration is
 kept (it ends COMPLETE) and the fraction of steps saved is within 25% (relative) of the
-single-process fraction. Workers decide from different snapshots of the complete set, so the
-decisions are not identical, but they should be as good.
+single-process fraction, less an allowance for the trials that start before any curve is
+complete (``UNSCREENED_ALLOWANCE``). Workers decide from different snapshots of the complete set,
+so the decisions are not identical, but they should be as good.
 """
 
 from __future__ import annotations
@@ -34,10 +35,18 @@ from integration_tests._workers import run_processes
 from integration_tests._workers import StorageSpec
 from integration_tests._workers import TERMINAL
 from integration_tests._workers import WorkerSpec
+from optuna_srp._startup import RUNG_FRACTION
 
 
 N_WORKERS = 4
 SAVED_RTOL = 0.25
+# The first N_WORKERS trials start together, before any curve is complete, so the start-up rung
+# (placed on the longest complete curve) does not exist yet to screen them; in the
+# single-process replay only the first trial is unscreened. Each of the others may train the
+# part of its curve past the rung, at most this fraction of the study's steps in all. Without
+# it, 1 of 7 CI runs failed: it saved 0.48 of the steps against 0.65 single-process (25 runs
+# here on 2 cores: 0.53 to 0.65).
+UNSCREENED_ALLOWANCE = (N_WORKERS - 1) * (1.0 - RUNG_FRACTION) / N_CONFIGS
 N_KILL_TRIALS = 12  # per worker in the tests that kill one
 HANG_STEP = 5
 
@@ -88,6 +97,14 @@ def _check_results(results: Sequence[dict[str, Any]]) -> None:
     assert sum(r["n_pruned"] for r in alive) > 0, "nothing was pruned"
 
 
+def _check_saved(q: Quality, baseline: Quality) -> None:
+    assert q.saved - baseline.saved <= SAVED_RTOL * baseline.saved, (q, baseline)
+    assert baseline.saved - q.saved <= SAVED_RTOL * baseline.saved + UNSCREENED_ALLOWANCE, (
+        q,
+        baseline,
+    )
+
+
 def _check_study(
     storage: StorageSpec, study_name: str, n_dispatched: int, baseline: Quality | None
 ) -> list[optuna.trial.FrozenTrial]:
@@ -100,7 +117,7 @@ def _check_study(
         q = quality(trials, make_corpus(), make_order())
         assert q.best_kept, f"the best configuration was pruned: {q}"
         assert math.isclose(q.best_value, baseline.best_value)
-        assert abs(q.saved - baseline.saved) <= SAVED_RTOL * baseline.saved, (q, baseline)
+        _check_saved(q, baseline)
     return trials
 
 
@@ -149,7 +166,7 @@ def test_threads_share_one_pruner(
     assert all(t.state in TERMINAL for t in trials)
     q = quality(trials, make_corpus(), make_order())
     assert q.best_kept, q
-    assert abs(q.saved - baseline.saved) <= SAVED_RTOL * baseline.saved, (q, baseline)
+    _check_saved(q, baseline)
 
 
 def _run_with_killed_worker(storage: StorageSpec, study_name: str, tmp_path: Path) -> None:
