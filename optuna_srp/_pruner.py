@@ -32,6 +32,8 @@ from optuna_srp._features import ExtraFeatures
 from optuna_srp._features import make_record
 from optuna_srp._features import robust_center_scale
 from optuna_srp._model import SRMEnsemble
+from optuna_srp._startup import first_rung_fraction
+from optuna_srp._startup import RUNG_FRACTION
 from optuna_srp._startup import startup_stops
 
 
@@ -339,6 +341,8 @@ class SRPPruner(BasePruner):
         self._source_trials = _usable_source_trials(source_trials)
         # The source trials as records, per orientation (built at first use).
         self._source_records: dict[float, list[CurveRecord]] = {}
+        # Where the start-up rungs begin on the source's evidence, per orientation.
+        self._source_first_rungs: dict[float, float] = {}
         self._lock = threading.RLock()
         # Keyed by the storage object's id and the study id; each entry holds a weak reference
         # to its storage, so that a new storage that reuses a collected one's id is not taken
@@ -352,6 +356,7 @@ class SRPPruner(BasePruner):
         # pointed at another one with the same study id, so it refits from what it finds.
         state["_studies"] = {}
         state["_source_records"] = {}
+        state["_source_first_rungs"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -385,14 +390,27 @@ class SRPPruner(BasePruner):
             trial,
             _Decision(decision, mean, std, probability, decision_step, step, fit),
         )
-        return decision.startswith("pruned")
+        if decision.startswith("pruned"):
+            return True
+        # The source's models decide from the first complete trial; where the source shows
+        # that ranks settle early, its rungs screen beside them until the study has its own
+        # start-up trials (a rung at a quarter beside them cost the best ResNet: .14 regret at
+        # 100 full trainings against .01, docs/benchmarks.md).
+        first_fraction = self._source_first_rung(study, complete)
+        if first_fraction < RUNG_FRACTION and len(complete) < self._n_startup_trials:
+            return self._startup_prune(study, trial, complete, first_fraction)
+        return False
 
     def _startup_prune(
-        self, study: Study, trial: FrozenTrial, complete: Sequence[FrozenTrial]
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        complete: Sequence[FrozenTrial],
+        first_fraction: float = RUNG_FRACTION,
     ) -> bool:
         """The start-up rule (:func:`startup_stops`), with the decision written to the trial."""
         try:
-            if not startup_stops(study, trial, complete, _sign(study)):
+            if not startup_stops(study, trial, complete, _sign(study), first_fraction):
                 return False
             step = trial.last_step
             study._storage.set_trial_user_attr(
@@ -449,6 +467,26 @@ class SRPPruner(BasePruner):
         if self._ranks_in_top(state, trials, trial, step, sign):
             return "kept:top"
         return decision
+
+    def _source_first_rung(self, study: Study, complete: Sequence[FrozenTrial]) -> float:
+        """Where the start-up rungs begin beside the source's models: a quarter (none) unless
+        the source trials share the study's search space (the parameter names of its complete
+        trials) and show early ranks that settle (:func:`first_rung_fraction`). Another search
+        space is another training setup: MetaQNN's curves, whose best runs lead from the first
+        epoch, put the rungs of a ResNets study at its first epoch and lost its best run
+        (regret .31 at 100 full trainings against .01 without a source)."""
+        if not self._source_trials or not complete:
+            return RUNG_FRACTION
+        sign = _sign(study)
+        with self._lock:
+            if sign not in self._source_first_rungs:
+                self._source_first_rungs[sign] = first_rung_fraction(self._source_trials, sign)
+            fraction = self._source_first_rungs[sign]
+        if fraction >= RUNG_FRACTION:
+            return RUNG_FRACTION
+        own = {name for t in complete for name in t.params}
+        source = {name for t in self._source_trials for name in t.params}
+        return fraction if own == source else RUNG_FRACTION
 
     def predict(self, study: Study, trial: FrozenTrial) -> tuple[float, float] | None:
         """Predict the final value of a running trial.
