@@ -1,4 +1,5 @@
-"""SRPPruner's start-up rule: one rung at a quarter of the curve, and a full group."""
+"""SRPPruner's start-up rule: one rung at a quarter of the curve (earlier ones where a source
+shows that ranks settle early), and a full group."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 
 from optuna_srp import SRPPruner
 import optuna_srp._pruner
+from optuna_srp._startup import first_rung_fraction
 from optuna_srp._startup import FULL_KEY
+from optuna_srp._startup import RUNG_FRACTION
 from optuna_srp._startup import rung_steps
 from tests._synthetic import add_complete_trials
 from tests._synthetic import journal_workers
@@ -219,3 +222,62 @@ def test_with_source_trials_the_models_decide_from_the_first_own_complete_trial(
     decisions = [t.user_attrs.get("srp:decision") for t in study.trials[2:]]
     assert "pruned:rung" not in decisions
     assert all("srp:probability" in t.user_attrs for t in study.trials[2:])
+
+
+def _source(finals: Any, slow: Any = (), n_steps: int = 64, name: str = "x") -> list[FrozenTrial]:
+    """Complete trials of an earlier study: saturating curves ending at ``finals``; the trials
+    whose index is in ``slow`` sit at the worst value until the last quarter of the curve."""
+    trials = []
+    steps = np.arange(1, n_steps + 1)
+    for i, final in enumerate(finals):
+        values = final * (1.0 - np.exp(-steps / 3.0))
+        if i in slow:
+            values = np.where(steps <= n_steps * 3 // 4, 0.0, values)
+        trial = optuna.trial.create_trial(
+            params={name: i / len(finals)},
+            distributions={name: FloatDistribution(0, 1)},
+            value=float(values[-1]),
+            intermediate_values={int(s): float(v) for s, v in zip(steps, values)},
+        )
+        trials.append(trial)
+    return trials
+
+
+FINALS = np.linspace(0.1, 0.9, 20)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_source_whose_best_runs_lead_early_moves_the_first_rung_early(sign: float) -> None:
+    source = _source(sign * FINALS)
+    assert first_rung_fraction(source, sign) == 1 / 256
+    # Its three best runs start last: no rung before a quarter would have kept them.
+    assert first_rung_fraction(_source(sign * FINALS, slow=(17, 18, 19)), sign) == RUNG_FRACTION
+    # One slow best run among three is enough to keep the rung at a quarter ...
+    assert first_rung_fraction(_source(sign * FINALS, slow=(19,)), sign) == RUNG_FRACTION
+    # ... and too few source curves say nothing.
+    assert first_rung_fraction(source[:11], sign) == RUNG_FRACTION
+
+
+@pytest.mark.parametrize(
+    "first_fraction,expected",
+    [(1 / 256, [1, 4, 16]), (1 / 16, [4, 16]), (RUNG_FRACTION, [16])],
+)
+def test_rungs_go_every_four_from_the_first_up_to_a_quarter(
+    first_fraction: float, expected: list[int]
+) -> None:
+    # 64 reports: a 256th and a 64th both fall on the first (one rung), a 16th on the fourth.
+    assert rung_steps([_complete(range(1, 65))], first_fraction) == expected
+
+
+@pytest.mark.parametrize("name,rung", [("x", True), ("y", False)])
+def test_a_source_of_the_same_search_space_screens_at_its_early_rung(
+    name: str, rung: bool
+) -> None:
+    # With another search space (another training setup), the models decide alone.
+    source = _source(FINALS, n_steps=N_STEPS, name=name)
+    study = _study(source_trials=source)
+    # Two trials at the first report (a rung there, from the source): the second is behind.
+    _rung_decisions(study, [0.9, 0.8], steps=[1])
+    decisions = [t.user_attrs.get("srp:decision") for t in study.trials[2:]]
+    assert (decisions[1] == "pruned:rung") is rung, decisions
+    assert decisions[0] != "pruned:rung"
