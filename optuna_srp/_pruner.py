@@ -32,7 +32,7 @@ from optuna_srp._features import ExtraFeatures
 from optuna_srp._features import make_record
 from optuna_srp._features import robust_center_scale
 from optuna_srp._model import SRMEnsemble
-from optuna_srp._startup import first_rung_fraction
+from optuna_srp._startup import early_rung_fraction
 from optuna_srp._startup import RUNG_FRACTION
 from optuna_srp._startup import startup_stops
 
@@ -117,6 +117,9 @@ class _Fit:
     step_models: dict[int, _StepModel] = field(default_factory=dict)
     values_at_step: dict[int, np.ndarray] = field(default_factory=dict)
     quantile_at_step: dict[tuple[int, float], float] = field(default_factory=dict)
+    # Where the study's own evidence puts the rungs (see early_rung_fraction), computed at the
+    # first check after each refit: all trials' curves are read, so not at every check.
+    early_rungs: tuple[float | None] | None = None
 
 
 @dataclass
@@ -341,8 +344,8 @@ class SRPPruner(BasePruner):
         self._source_trials = _usable_source_trials(source_trials)
         # The source trials as records, per orientation (built at first use).
         self._source_records: dict[float, list[CurveRecord]] = {}
-        # Where the start-up rungs begin on the source's evidence, per orientation.
-        self._source_first_rungs: dict[float, float] = {}
+        # Where the rungs begin on the source's evidence, per orientation (None: no rungs).
+        self._source_rungs: dict[float, float | None] = {}
         self._lock = threading.RLock()
         # Keyed by the storage object's id and the study id; each entry holds a weak reference
         # to its storage, so that a new storage that reuses a collected one's id is not taken
@@ -356,7 +359,7 @@ class SRPPruner(BasePruner):
         # pointed at another one with the same study id, so it refits from what it finds.
         state["_studies"] = {}
         state["_source_records"] = {}
-        state["_source_first_rungs"] = {}
+        state["_source_rungs"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -392,14 +395,10 @@ class SRPPruner(BasePruner):
         )
         if decision.startswith("pruned"):
             return True
-        # The source's models decide from the first complete trial; where the source shows
-        # that ranks settle early, its rungs screen beside them until the study has its own
-        # start-up trials (a rung at a quarter beside them cost the best ResNet: .14 regret at
-        # 100 full trainings against .01, docs/benchmarks.md).
-        first_fraction = self._source_first_rung(study, complete)
-        if first_fraction < RUNG_FRACTION and len(complete) < self._n_startup_trials:
-            return self._startup_prune(study, trial, complete, first_fraction)
-        return False
+        first_fraction = self._early_rungs(study, fit, complete)
+        if first_fraction is None:
+            return False
+        return self._startup_prune(study, trial, complete, first_fraction)
 
     def _startup_prune(
         self,
@@ -408,11 +407,22 @@ class SRPPruner(BasePruner):
         complete: Sequence[FrozenTrial],
         first_fraction: float = RUNG_FRACTION,
     ) -> bool:
-        """The start-up rule (:func:`startup_stops`), with the decision written to the trial."""
+        """The rungs (:func:`startup_stops`), with the decision written to the trial."""
         try:
             if not startup_stops(study, trial, complete, _sign(study), first_fraction):
                 return False
             step = trial.last_step
+            if first_fraction >= RUNG_FRACTION:
+                why = (
+                    f"start-up: {len(complete)} of {self._n_startup_trials} complete trials for "
+                    "the models"
+                )
+            else:
+                why = (
+                    f"rungs from 1/{round(1 / first_fraction)} of the curve, where the best "
+                    f"{'source' if len(complete) < self._n_startup_trials else 'complete'} "
+                    "trials already led"
+                )
             study._storage.set_trial_user_attr(
                 trial._trial_id, ATTR_PREFIX + "decision", "pruned:rung"
             )
@@ -420,8 +430,7 @@ class SRPPruner(BasePruner):
                 trial._trial_id,
                 ATTR_PREFIX + "reason",
                 f"pruned at step {step}: not in the top quarter of the trials at this rung "
-                f"(start-up: {len(complete)} of {self._n_startup_trials} complete trials for the "
-                "models)",
+                f"({why})",
             )
         except _UpdateFinishedTrialError:
             return False  # another worker (e.g. a heartbeat check) has finished the trial
@@ -468,25 +477,39 @@ class SRPPruner(BasePruner):
             return "kept:top"
         return decision
 
-    def _source_first_rung(self, study: Study, complete: Sequence[FrozenTrial]) -> float:
-        """Where the start-up rungs begin beside the source's models: a quarter (none) unless
-        the source trials share the study's search space (the parameter names of its complete
-        trials) and show early ranks that settle (:func:`first_rung_fraction`). Another search
-        space is another training setup: MetaQNN's curves, whose best runs lead from the first
-        epoch, put the rungs of a ResNets study at its first epoch and lost its best run
-        (regret .31 at 100 full trainings against .01 without a source)."""
-        if not self._source_trials or not complete:
-            return RUNG_FRACTION
+    def _early_rungs(
+        self, study: Study, fit: _Fit, complete: Sequence[FrozenTrial]
+    ) -> float | None:
+        """Where the rungs beside the models begin (:func:`early_rung_fraction`), or None: no
+        rungs, the models decide alone (a rung at a quarter beside them cost the best ResNet:
+        .14 regret at 100 full trainings against .01, docs/benchmarks.md).
+
+        The evidence is the study's own trials once it has ``n_startup_trials`` complete ones,
+        and before that the source trials, if they have the study's parameters (the names of
+        its complete trials' parameters). How early ranks settle belongs to the training setup,
+        which a re-tuned study shares; another search space is another setup: MetaQNN's curves
+        would have put a ResNets study's rungs at its first epoch and lost its best run (regret
+        .31 at 100 full trainings against .01 without a source). ``wrapped_pruner`` replaces
+        every rung.
+        """
+        if self._wrapped_pruner is not None:
+            return None
         sign = _sign(study)
-        with self._lock:
-            if sign not in self._source_first_rungs:
-                self._source_first_rungs[sign] = first_rung_fraction(self._source_trials, sign)
-            fraction = self._source_first_rungs[sign]
-        if fraction >= RUNG_FRACTION:
-            return RUNG_FRACTION
+        if len(complete) >= self._n_startup_trials:
+            with self._lock:
+                if fit.early_rungs is None:
+                    trials = study.get_trials(deepcopy=False)
+                    fit.early_rungs = (early_rung_fraction(trials, sign),)
+                return fit.early_rungs[0]
+        if not self._source_trials:
+            return None
         own = {name for t in complete for name in t.params}
-        source = {name for t in self._source_trials for name in t.params}
-        return fraction if own == source else RUNG_FRACTION
+        if own != {name for t in self._source_trials for name in t.params}:
+            return None
+        with self._lock:
+            if sign not in self._source_rungs:
+                self._source_rungs[sign] = early_rung_fraction(self._source_trials, sign)
+            return self._source_rungs[sign]
 
     def predict(self, study: Study, trial: FrozenTrial) -> tuple[float, float] | None:
         """Predict the final value of a running trial.

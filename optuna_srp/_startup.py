@@ -1,15 +1,16 @@
-"""The start-up rule: what decides while the models have too few complete trials to learn from.
+"""The rungs: successive halving beside the models (the paper's fast-Hyperband).
 
-A successive-halving rung screens the search space, and a share of the steps trains trials
-fully so that the models are fed complete curves, slow starters included (the paper's
-fast-Hyperband trains part of each bracket fully for the same reason). Rungs alone would
-starve the models: only the trials that lead at the rungs complete, and those are the fast
-starters.
+While the models have too few complete trials to learn from, a successive-halving rung at a
+quarter of the curve screens the search space, and a share of the steps trains trials fully so
+that the models are fed complete curves, slow starters included (the paper's fast-Hyperband
+trains part of each bracket fully for the same reason). Rungs alone would starve the models:
+only the trials that lead at the rungs complete, and those are the fast starters.
 
-Without source trials there is one rung, at a quarter of the curve. Source trials of the same
-search space can show that ranks settle much earlier (TaskSet's best runs lead from their first
-report): then the rungs start where the source's best runs already led
-(:func:`first_rung_fraction`) and go every ``REDUCTION_FACTOR`` up to a quarter.
+Where the evidence shows that ranks settle early (:func:`early_rung_fraction`: the study's own
+trials once the models are ready, or source trials of the same search space before), the rungs
+begin there instead and go every ``REDUCTION_FACTOR`` up to a quarter, beside the models: as
+fast as successive halving where curves do not cross, and no rung before a quarter where they
+do.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 
 
 if TYPE_CHECKING:
@@ -32,8 +34,9 @@ if TYPE_CHECKING:
 # hopeless), decided at its first check and kept in its system attributes so that every worker
 # agrees.
 FULL_KEY = "srp:full"
-# The value (higher is better; None if not finite) a trial had at rung k (0 the first).
-_RUNG_KEY = "srp:rung_{}"
+# The value (higher is better; None if not finite) a trial had at the rung at a step: keyed by
+# the step, so that only values at the same step compete when the rungs move.
+_RUNG_KEY = "srp:rung@{}"
 # The full group's share of the steps: FastHyperbandPruner's default, chosen on the anytime
 # benchmark (docs/fast_hyperband.md, round 1: a quarter of the steps, not of the trials).
 FULL_FRACTION = 0.25
@@ -45,11 +48,13 @@ FULL_FRACTION = 0.25
 RUNG_FRACTION = 0.25
 # Optuna's default reduction factor: a trial goes on from the rung if it is in the top quarter.
 REDUCTION_FACTOR = 4
-# The earlier first rungs a source can show to be safe: Optuna's successive halving starts at
-# about a hundredth of the curve; every REDUCTION_FACTOR from a 256th up to the quarter.
+# The earlier first rungs the evidence can show to be safe: Optuna's successive halving starts
+# at about a hundredth of the curve; every REDUCTION_FACTOR from a 256th up to the quarter.
 _EARLY_FRACTIONS = (1 / 256, 1 / 64, 1 / 16)
-# The source's best runs that must all have led at a first rung: one run can be a fluke.
-_N_SOURCE_TOP = 3
+# The best runs that must all have led at an early first rung. With 3, the study's own evidence
+# moved the rungs of some ResNets studies early and lost their best run (regret .06 at 100 full
+# trainings against .01); with 5, .02 (docs/benchmarks.md, issue 17).
+_N_TOP = 5
 
 
 def in_full_group(study: Study, trial: FrozenTrial, full_fraction: float) -> bool:
@@ -84,7 +89,7 @@ def startup_stops(
 ) -> bool:
     """Whether the start-up rule stops ``trial`` (``complete``: the study's complete trials;
     ``sign``: 1 to maximise, -1 to minimise; ``first_fraction``: where the first rung is, as a
-    fraction of the curve, see :func:`first_rung_fraction`).
+    fraction of the curve, see :func:`early_rung_fraction`).
 
     Successive-halving rungs at ``first_fraction`` of the longest complete curve and every
     ``REDUCTION_FACTOR`` after it up to a quarter (one rung, at a quarter, by default): by
@@ -101,8 +106,8 @@ def startup_stops(
     assert step is not None
     full = in_full_group(study, trial, FULL_FRACTION)
     others: list[FrozenTrial] | None = None
-    for k, rung in enumerate(rung_steps(complete, first_fraction)):
-        key = _RUNG_KEY.format(k)
+    for rung in rung_steps(complete, first_fraction):
+        key = _RUNG_KEY.format(rung)
         if step < rung:
             break
         if key in trial.system_attrs:
@@ -141,35 +146,42 @@ def rung_steps(
     return rungs
 
 
-def first_rung_fraction(source_trials: Sequence[FrozenTrial], sign: float) -> float:
-    """Where the start-up rungs begin, as a fraction of the curve, on the evidence of source
-    trials (complete trials of an earlier study of the same search space).
+def early_rung_fraction(trials: Sequence[FrozenTrial], sign: float) -> float | None:
+    """Where successive-halving rungs can begin, as a fraction of the curve, on the evidence of
+    ``trials``: a study's trials (any state) or the complete trials of an earlier one.
 
-    The earliest of a 256th, a 64th and a 16th of the curve (by position in the longest source
-    curve) at which the source's ``_N_SOURCE_TOP`` best runs were all in the top quarter of the
-    source's values there; a quarter (``RUNG_FRACTION``, the rule without a source) if there is
-    none, or fewer than ``4 * _N_SOURCE_TOP`` usable source curves. A rung there would have
-    kept the source's best runs: how early ranks settle is a property of the training setup,
-    which a re-tuned study shares with its earlier one.
+    The earliest of a 256th, a 64th and a 16th of the longest complete curve (by position) at
+    which the ``_N_TOP`` best complete trials were all in the top quarter of the trials that
+    reported there; None if at none of them, or if fewer than ``4 * _N_TOP`` trials reported
+    there. A rung at that point would have kept every one of the best runs: their ranks had
+    settled. Where curves cross (a learning-rate drop ahead) the best runs are behind early and
+    there is no such point before a quarter.
     """
-    curves = []
-    for t in source_trials:
+    curves: dict[int, np.ndarray] = {}
+    finals: list[tuple[float, int]] = []
+    longest = 0
+    for i, t in enumerate(trials):
         steps = sorted(t.intermediate_values)
         values = np.array([t.intermediate_values[s] for s in steps], dtype=np.float64) * sign
         values[~np.isfinite(values)] = -np.inf
-        if values.size >= 2:
-            curves.append(values)
-    if len(curves) < 4 * _N_SOURCE_TOP:
-        return RUNG_FRACTION
-    longest = max(c.size for c in curves)
-    top = np.argsort([-c[-1] for c in curves], kind="stable")[:_N_SOURCE_TOP]
+        curves[i] = values
+        if t.state == TrialState.COMPLETE and t.value is not None:
+            final = sign * float(t.value)
+            finals.append((final if math.isfinite(final) else -math.inf, i))
+            longest = max(longest, values.size)
+    top = [i for _, i in sorted(finals, reverse=True)[:_N_TOP]]
+    if len(top) < _N_TOP:
+        return None
     for fraction in _EARLY_FRACTIONS:
-        i = max(int(longest * fraction), 1) - 1
-        at = np.array([c[min(i, c.size - 1)] for c in curves])
-        bar = np.sort(at)[::-1][max(at.size // REDUCTION_FACTOR - 1, 0)]
-        if bool(np.all(at[top] >= bar)):
+        position = max(int(longest * fraction), 1) - 1
+        at = {i: c[position] for i, c in curves.items() if c.size > position}
+        if len(at) < 4 * _N_TOP or any(i not in at for i in top):
+            continue
+        ranked = sorted(at.values(), reverse=True)
+        bar = ranked[max(len(ranked) // REDUCTION_FACTOR - 1, 0)]
+        if all(at[i] >= bar for i in top):
             return fraction
-    return RUNG_FRACTION
+    return None
 
 
 def _value_from(trial: FrozenTrial, step: int, sign: float) -> float | None:

@@ -14,7 +14,7 @@ import pytest
 
 from optuna_srp import SRPPruner
 import optuna_srp._pruner
-from optuna_srp._startup import first_rung_fraction
+from optuna_srp._startup import early_rung_fraction
 from optuna_srp._startup import FULL_KEY
 from optuna_srp._startup import RUNG_FRACTION
 from optuna_srp._startup import rung_steps
@@ -247,15 +247,33 @@ FINALS = np.linspace(0.1, 0.9, 20)
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_a_source_whose_best_runs_lead_early_moves_the_first_rung_early(sign: float) -> None:
+def test_where_the_best_runs_lead_early_the_first_rung_is_early(sign: float) -> None:
     source = _source(sign * FINALS)
-    assert first_rung_fraction(source, sign) == 1 / 256
-    # Its three best runs start last: no rung before a quarter would have kept them.
-    assert first_rung_fraction(_source(sign * FINALS, slow=(17, 18, 19)), sign) == RUNG_FRACTION
-    # One slow best run among three is enough to keep the rung at a quarter ...
-    assert first_rung_fraction(_source(sign * FINALS, slow=(19,)), sign) == RUNG_FRACTION
-    # ... and too few source curves say nothing.
-    assert first_rung_fraction(source[:11], sign) == RUNG_FRACTION
+    assert early_rung_fraction(source, sign) == 1 / 256
+    # Its best runs start last: no rung before a quarter would have kept them.
+    assert early_rung_fraction(_source(sign * FINALS, slow=(17, 18, 19)), sign) is None
+    # One slow run among the five best is enough to keep every rung away ...
+    assert early_rung_fraction(_source(sign * FINALS, slow=(15,)), sign) is None
+    # ... but not a slow run outside them.
+    assert early_rung_fraction(_source(sign * FINALS, slow=(14,)), sign) == 1 / 256
+    # Too few curves say nothing.
+    assert early_rung_fraction(source[:19], sign) is None
+
+
+def test_the_study_s_own_trials_are_evidence_of_early_rungs() -> None:
+    # Pruned trials count at the positions they reached; only complete trials are the best.
+    trials = _source(FINALS)
+    for t in trials[:5]:
+        t.state = TrialState.PRUNED
+        t.intermediate_values = dict.fromkeys(range(1, 5), 0.95)  # ahead, then stopped
+    assert early_rung_fraction(trials, 1.0) is None  # they fill the top quarter early
+    for t in trials[:5]:
+        t.intermediate_values = dict.fromkeys(range(1, 5), 0.0)
+    assert early_rung_fraction(trials, 1.0) == 1 / 256
+    # One of the five best was last at the first report (a 64th of 64 steps is the same
+    # report); by the fourth (a 16th) they all led.
+    trials[15].intermediate_values[1] = -1.0
+    assert early_rung_fraction(trials, 1.0) == 1 / 16
 
 
 @pytest.mark.parametrize(
@@ -281,3 +299,35 @@ def test_a_source_of_the_same_search_space_screens_at_its_early_rung(
     decisions = [t.user_attrs.get("srp:decision") for t in study.trials[2:]]
     assert (decisions[1] == "pruned:rung") is rung, decisions
     assert decisions[0] != "pruned:rung"
+
+
+@pytest.mark.parametrize(
+    "slow,wrapped,rung",
+    [
+        ((), None, True),
+        ((23,), None, False),  # the best run started last
+        ((), optuna.pruners.NopPruner(), False),
+    ],
+)
+def test_once_the_models_are_ready_the_study_s_own_best_runs_place_the_rungs(
+    slow: tuple[int, ...], wrapped: optuna.pruners.BasePruner | None, rung: bool
+) -> None:
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=SRPPruner(n_startup_trials=10, wrapped_pruner=wrapped),
+    )
+    # 24 complete trials: the top quarter at a report (6 of 25) holds the five best and the
+    # trial being checked.
+    for t in _source(np.linspace(0.1, 0.9, 24), slow=slow, n_steps=N_STEPS):
+        study.add_trial(t)
+    # Both are far above every complete trial at the first report: the models and the median
+    # rule keep them; a rung there (where the five best led) stops the second.
+    _rung_decisions(study, [0.9, 0.8], steps=[1])
+    decisions = [t.user_attrs.get("srp:decision") for t in study.trials[-2:]]
+    assert decisions[0] != "pruned:rung"
+    assert (decisions[1] == "pruned:rung") is rung, decisions
+    if rung:
+        assert (
+            "where the best complete trials already led"
+            in study.trials[-1].user_attrs["srp:reason"]
+        )
