@@ -167,6 +167,11 @@ class SRPPruner(BasePruner):
     skips to feed the models complete curves (see ``n_startup_trials``). Waiting with no
     pruning at all, as before, cost what the rung saves on recorded curves: at a budget of 10
     full trainings it returned what no pruning returns on every corpus (docs/benchmarks.md).
+    Afterwards, where the study's five best complete trials were all in the top quarter early
+    (at a 256th, a 64th or a 16th of the curve; source trials of the same search space are
+    that evidence before), successive-halving rungs from there to a quarter screen beside the
+    models, as Successive Halving does where curves do not cross; where they were behind (curves
+    that cross), the models decide alone (docs/how-it-works.md).
 
     Models are fitted lazily, per process, from the complete trials read from storage, and are
     refitted when that set has grown by a tenth: every worker sharing a study
@@ -268,8 +273,9 @@ class SRPPruner(BasePruner):
             A pruner consulted instead of the start-up rule while no model is ready (fewer
             than ``n_startup_trials`` complete trials; with ``source_trials``, before the
             study's first complete trial of its own), e.g.
-            :class:`~optuna.pruners.NopPruner` to train every trial fully until then.
-            :obj:`None` means the start-up rule.
+            :class:`~optuna.pruners.NopPruner` to train every trial fully until then. It also
+            turns off the rungs beside the models: the models alone decide once ready.
+            :obj:`None` means the start-up rule and the rungs.
         extra_features:
             A callable mapping a :class:`~optuna.trial.FrozenTrial` to a sequence of numbers,
             e.g. architecture descriptors (number of layers, of weights) kept in user
