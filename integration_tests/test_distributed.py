@@ -35,7 +35,7 @@ from integration_tests._workers import run_processes
 from integration_tests._workers import StorageSpec
 from integration_tests._workers import TERMINAL
 from integration_tests._workers import WorkerSpec
-from optuna_srp._startup import RUNG_FRACTION
+from optuna_srp._rungs import RUNG_FRACTION
 
 
 N_WORKERS = 4

@@ -17,7 +17,7 @@ from optuna_srp._pruner import _check_float
 from optuna_srp._pruner import _check_int
 from optuna_srp._pruner import _check_single_objective
 from optuna_srp._pruner import SRPPruner
-from optuna_srp._startup import in_full_group
+from optuna_srp._rungs import in_full_group
 
 
 if TYPE_CHECKING:

@@ -32,9 +32,9 @@ from optuna_srp._features import ExtraFeatures
 from optuna_srp._features import make_record
 from optuna_srp._features import robust_center_scale
 from optuna_srp._model import SRMEnsemble
-from optuna_srp._startup import early_rung_fraction
-from optuna_srp._startup import RUNG_FRACTION
-from optuna_srp._startup import startup_stops
+from optuna_srp._rungs import early_rung_fraction
+from optuna_srp._rungs import RUNG_FRACTION
+from optuna_srp._rungs import rung_stops
 
 
 if TYPE_CHECKING:
@@ -350,8 +350,10 @@ class SRPPruner(BasePruner):
         self._source_trials = _usable_source_trials(source_trials)
         # The source trials as records, per orientation (built at first use).
         self._source_records: dict[float, list[CurveRecord]] = {}
-        # Where the rungs begin on the source's evidence, per orientation (None: no rungs).
+        # Where the rungs begin on the source's evidence, per orientation (None: no rungs), and
+        # the parameters it must share with the study for that.
         self._source_rungs: dict[float, float | None] = {}
+        self._source_params = frozenset(name for t in self._source_trials for name in t.params)
         self._lock = threading.RLock()
         # Keyed by the storage object's id and the study id; each entry holds a weak reference
         # to its storage, so that a new storage that reuses a collected one's id is not taken
@@ -390,7 +392,7 @@ class SRPPruner(BasePruner):
                 return False
             if self._wrapped_pruner is not None:
                 return self._wrapped_pruner.prune(study, trial)
-            return self._startup_prune(study, trial, complete)
+            return self._rung_prune(study, trial, complete)
         mean, std, probability, decision_step, fit = prediction
         decision = self._decide(study, state, fit, trial, probability, decision_step)
         self._write_attrs(
@@ -404,18 +406,18 @@ class SRPPruner(BasePruner):
         first_fraction = self._early_rungs(study, fit, complete)
         if first_fraction is None:
             return False
-        return self._startup_prune(study, trial, complete, first_fraction)
+        return self._rung_prune(study, trial, complete, first_fraction)
 
-    def _startup_prune(
+    def _rung_prune(
         self,
         study: Study,
         trial: FrozenTrial,
         complete: Sequence[FrozenTrial],
         first_fraction: float = RUNG_FRACTION,
     ) -> bool:
-        """The rungs (:func:`startup_stops`), with the decision written to the trial."""
+        """The rungs (:func:`rung_stops`), with the decision written to the trial."""
         try:
-            if not startup_stops(study, trial, complete, _sign(study), first_fraction):
+            if not rung_stops(study, trial, complete, _sign(study), first_fraction):
                 return False
             step = trial.last_step
             if first_fraction >= RUNG_FRACTION:
@@ -509,8 +511,7 @@ class SRPPruner(BasePruner):
                 return fit.early_rungs[0]
         if not self._source_trials:
             return None
-        own = {name for t in complete for name in t.params}
-        if own != {name for t in self._source_trials for name in t.params}:
+        if {name for t in complete for name in t.params} != self._source_params:
             return None
         with self._lock:
             if sign not in self._source_rungs:

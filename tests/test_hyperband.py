@@ -12,7 +12,7 @@ import pytest
 from scipy.special import ndtr
 
 from optuna_srp import FastHyperbandPruner
-from optuna_srp._startup import FULL_KEY as _FULL_KEY
+from optuna_srp._rungs import FULL_KEY as _FULL_KEY
 from optuna_srp.benchmark._pruners import parse_pruner_spec
 from tests._synthetic import add_complete_trials
 from tests._synthetic import curve

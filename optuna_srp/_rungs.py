@@ -80,14 +80,14 @@ def in_full_group(study: Study, trial: FrozenTrial, full_fraction: float) -> boo
     return bool(full)
 
 
-def startup_stops(
+def rung_stops(
     study: Study,
     trial: FrozenTrial,
     complete: Sequence[FrozenTrial],
     sign: float,
     first_fraction: float = RUNG_FRACTION,
 ) -> bool:
-    """Whether the start-up rule stops ``trial`` (``complete``: the study's complete trials;
+    """Whether the rungs stop ``trial`` (``complete``: the study's complete trials;
     ``sign``: 1 to maximise, -1 to minimise; ``first_fraction``: where the first rung is, as a
     fraction of the curve, see :func:`early_rung_fraction`).
 
@@ -157,14 +157,14 @@ def early_rung_fraction(trials: Sequence[FrozenTrial], sign: float) -> float | N
     settled. Where curves cross (a learning-rate drop ahead) the best runs are behind early and
     there is no such point before a quarter.
     """
-    curves: dict[int, np.ndarray] = {}
+    curves: list[np.ndarray] = []
     finals: list[tuple[float, int]] = []
     longest = 0
     for i, t in enumerate(trials):
         steps = sorted(t.intermediate_values)
         values = np.array([t.intermediate_values[s] for s in steps], dtype=np.float64) * sign
         values[~np.isfinite(values)] = -np.inf
-        curves[i] = values
+        curves.append(values)
         if t.state == TrialState.COMPLETE and t.value is not None:
             final = sign * float(t.value)
             finals.append((final if math.isfinite(final) else -math.inf, i))
@@ -174,11 +174,10 @@ def early_rung_fraction(trials: Sequence[FrozenTrial], sign: float) -> float | N
         return None
     for fraction in _EARLY_FRACTIONS:
         position = max(int(longest * fraction), 1) - 1
-        at = {i: c[position] for i, c in curves.items() if c.size > position}
+        at = {i: c[position] for i, c in enumerate(curves) if c.size > position}
         if len(at) < 4 * _N_TOP or any(i not in at for i in top):
             continue
-        ranked = sorted(at.values(), reverse=True)
-        bar = ranked[max(len(ranked) // REDUCTION_FACTOR - 1, 0)]
+        bar = _top_quarter_bar(list(at.values()))
         if all(at[i] >= bar for i in top):
             return fraction
     return None
@@ -199,5 +198,11 @@ def _promotable(value: float | None, others: Sequence[float | None]) -> bool:
     there. Non-finite values (None) are the worst."""
     if value is None:
         return False
-    ranked = sorted([value, *(-math.inf if v is None else v for v in others)], reverse=True)
-    return value >= ranked[max(len(ranked) // REDUCTION_FACTOR - 1, 0)]
+    return value >= _top_quarter_bar([value, *(-math.inf if v is None else v for v in others)])
+
+
+def _top_quarter_bar(values: Sequence[float]) -> float:
+    """The lowest value in the top ``1 / REDUCTION_FACTOR`` of ``values`` (the best one while
+    there are fewer than ``REDUCTION_FACTOR``)."""
+    ranked = sorted(values, reverse=True)
+    return ranked[max(len(ranked) // REDUCTION_FACTOR - 1, 0)]

@@ -1,5 +1,6 @@
-"""SRPPruner's start-up rule: one rung at a quarter of the curve (earlier ones where a source
-shows that ranks settle early), and a full group."""
+"""SRPPruner's rungs: the start-up rule (one rung at a quarter of the curve, and a full group),
+and rungs from earlier where the evidence (the study's own trials, or a source) shows that
+ranks settle early."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import pytest
 
 from optuna_srp import SRPPruner
 import optuna_srp._pruner
-from optuna_srp._startup import early_rung_fraction
-from optuna_srp._startup import FULL_KEY
-from optuna_srp._startup import RUNG_FRACTION
-from optuna_srp._startup import rung_steps
+from optuna_srp._rungs import early_rung_fraction
+from optuna_srp._rungs import FULL_KEY
+from optuna_srp._rungs import RUNG_FRACTION
+from optuna_srp._rungs import rung_steps
 from tests._synthetic import add_complete_trials
 from tests._synthetic import journal_workers
 from tests._synthetic import N_STEPS
@@ -174,13 +175,13 @@ def test_once_the_models_are_ready_the_rung_no_longer_decides(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[int] = []
-    original = optuna_srp._pruner.startup_stops
+    original = optuna_srp._pruner.rung_stops
 
     def counted(study: optuna.Study, trial: FrozenTrial, *args: Any) -> bool:
         calls.append(trial.number)
         return original(study, trial, *args)
 
-    monkeypatch.setattr(optuna_srp._pruner, "startup_stops", counted)
+    monkeypatch.setattr(optuna_srp._pruner, "rung_stops", counted)
     study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
     add_complete_trials(study, 9)
     _rung_decisions(study, [0.9])
