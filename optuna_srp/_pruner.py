@@ -35,6 +35,7 @@ from optuna_srp._model import SRMEnsemble
 from optuna_srp._rungs import early_rung_fraction
 from optuna_srp._rungs import RUNG_FRACTION
 from optuna_srp._rungs import rung_stops
+from optuna_srp._rungs import startup_rung_fraction
 
 
 if TYPE_CHECKING:
@@ -133,6 +134,9 @@ class _StudyState:
     # The attributes last written per trial: the FrozenTrial handed to prune() is a
     # process-local copy that does not see our own writes.
     written_attrs: OrderedDict[_TrialKey, dict[str, object]] = field(default_factory=OrderedDict)
+    # Where the start-up's rungs begin, per length of the longest complete curve, once decided
+    # (startup_rung_fraction).
+    startup_rungs: dict[int, float] = field(default_factory=dict)
     warned: set[str] = field(default_factory=set)
 
 
@@ -167,6 +171,9 @@ class SRPPruner(BasePruner):
     skips to feed the models complete curves (see ``n_startup_trials``). Waiting with no
     pruning at all, as before, cost what the rung saves on recorded curves: at a budget of 10
     full trainings it returned what no pruning returns on every corpus (docs/benchmarks.md).
+    Once the first 12 trials that reached the quarter show that their ranks there were their
+    ranks early on (a rank correlation of at least 0.8 at a 256th, a 64th or a 16th of the
+    curve), the start-up's rungs begin there and go every four up to the quarter.
     Afterwards, where the study's five best complete trials were all in the top quarter early
     (at a 256th, a 64th or a 16th of the curve; source trials of the same search space are
     that evidence before), successive-halving rungs from there to a quarter screen beside the
@@ -392,7 +399,9 @@ class SRPPruner(BasePruner):
                 return False
             if self._wrapped_pruner is not None:
                 return self._wrapped_pruner.prune(study, trial)
-            return self._rung_prune(study, trial, complete)
+            return self._rung_prune(
+                study, trial, complete, self._startup_rungs(study, state, complete), True
+            )
         mean, std, probability, decision_step, fit = prediction
         decision = self._decide(study, state, fit, trial, probability, decision_step)
         self._write_attrs(
@@ -406,25 +415,32 @@ class SRPPruner(BasePruner):
         first_fraction = self._early_rungs(study, fit, complete)
         if first_fraction is None:
             return False
-        return self._rung_prune(study, trial, complete, first_fraction)
+        return self._rung_prune(study, trial, complete, first_fraction, False)
 
     def _rung_prune(
         self,
         study: Study,
         trial: FrozenTrial,
         complete: Sequence[FrozenTrial],
-        first_fraction: float = RUNG_FRACTION,
+        first_fraction: float,
+        prediction_free: bool,
     ) -> bool:
-        """The rungs (:func:`rung_stops`), with the decision written to the trial."""
+        """The rungs (:func:`rung_stops`), with the decision written to the trial
+        (``prediction_free``: the start-up's rungs, before the models are ready)."""
         try:
             if not rung_stops(study, trial, complete, _sign(study), first_fraction):
                 return False
             step = trial.last_step
-            if first_fraction >= RUNG_FRACTION:
+            if prediction_free:
                 why = (
                     f"start-up: {len(complete)} of {self._n_startup_trials} complete trials for "
                     "the models"
                 )
+                if first_fraction < RUNG_FRACTION:
+                    why += (
+                        f"; rungs from 1/{round(1 / first_fraction)} of the curve, where the "
+                        "first trials ranked as at a quarter"
+                    )
             else:
                 why = (
                     f"rungs from 1/{round(1 / first_fraction)} of the curve, where the best "
@@ -484,6 +500,25 @@ class SRPPruner(BasePruner):
         if self._ranks_in_top(state, trials, trial, step, sign):
             return "kept:top"
         return decision
+
+    def _startup_rungs(
+        self, study: Study, state: _StudyState, complete: Sequence[FrozenTrial]
+    ) -> float:
+        """Where the start-up's rungs begin (:func:`startup_rung_fraction`): at a quarter until
+        the first trials that reached it show that ranks settle earlier."""
+        longest = max((len(t.intermediate_values) for t in complete), default=0)
+        if longest == 0:
+            return RUNG_FRACTION
+        with self._lock:
+            fraction = state.startup_rungs.get(longest)
+        if fraction is None:
+            trials = study.get_trials(deepcopy=False)
+            fraction = startup_rung_fraction(trials, longest, _sign(study))
+            if fraction is None:
+                return RUNG_FRACTION
+            with self._lock:
+                state.startup_rungs[longest] = fraction
+        return fraction
 
     def _early_rungs(
         self, study: Study, fit: _Fit, complete: Sequence[FrozenTrial]

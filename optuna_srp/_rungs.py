@@ -6,11 +6,13 @@ that the models are fed complete curves, slow starters included (the paper's fas
 trains part of each bracket fully for the same reason). Rungs alone would starve the models:
 only the trials that lead at the rungs complete, and those are the fast starters.
 
-Where the evidence shows that ranks settle early (:func:`early_rung_fraction`: the study's own
-trials once the models are ready, or source trials of the same search space before), the rungs
-begin there instead and go every ``REDUCTION_FACTOR`` up to a quarter, beside the models: as
-fast as successive halving where curves do not cross, and no rung before a quarter where they
-do.
+Where the evidence shows that ranks settle early, the rungs begin there instead and go every
+``REDUCTION_FACTOR`` up to a quarter: as fast as successive halving where curves do not cross,
+and no rung before a quarter where they do. Before the models are ready the evidence is the
+first trials that reached the quarter rung (:func:`startup_rung_fraction`: their ranks early
+on against their ranks at the quarter); afterwards, the study's best complete trials, or
+source trials of the same search space before it has its own (:func:`early_rung_fraction`:
+whether the best runs led early), and the rungs screen beside the models or not at all.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
+import scipy.stats
 
 
 if TYPE_CHECKING:
@@ -55,6 +58,13 @@ _EARLY_FRACTIONS = (1 / 256, 1 / 64, 1 / 16)
 # moved the rungs of some ResNets studies early and lost their best run (regret .06 at 100 full
 # trainings against .01); with 5, .02 (docs/benchmarks.md, issue 17).
 _N_TOP = 5
+# Before the models are ready, the evidence is the first trials that reached the quarter rung
+# (nothing screened them before it): this many, and the rank correlation their values at an
+# early rung must have had with their values at the quarter. With 8 trials the correlation
+# passed on LSTM and ResNets in some held-out orderings and lost their best runs (LSTM regret
+# .10 at 100 full trainings against .00); with 12, .01 (docs/benchmarks.md, issue 17).
+_N_RANKED = 12
+_MIN_RANK_CORRELATION = 0.8
 
 
 def in_full_group(study: Study, trial: FrozenTrial, full_fraction: float) -> bool:
@@ -161,9 +171,7 @@ def early_rung_fraction(trials: Sequence[FrozenTrial], sign: float) -> float | N
     finals: list[tuple[float, int]] = []
     longest = 0
     for i, t in enumerate(trials):
-        steps = sorted(t.intermediate_values)
-        values = np.array([t.intermediate_values[s] for s in steps], dtype=np.float64) * sign
-        values[~np.isfinite(values)] = -np.inf
+        values = _curve(t, sign)
         curves.append(values)
         if t.state == TrialState.COMPLETE and t.value is not None:
             final = sign * float(t.value)
@@ -181,6 +189,52 @@ def early_rung_fraction(trials: Sequence[FrozenTrial], sign: float) -> float | N
         if all(at[i] >= bar for i in top):
             return fraction
     return None
+
+
+def startup_rung_fraction(
+    trials: Sequence[FrozenTrial], longest: int, sign: float
+) -> float | None:
+    """Where the start-up's rungs begin, as a fraction of the curve (``trials``: the study's
+    trials, any state; ``longest``: the number of reports of its longest complete curve).
+
+    The first ``_N_RANKED`` trials (by number) that reported at the quarter rung are the
+    evidence: it is the earliest of a 256th, a 64th and a 16th at which the ranks of their
+    values had a rank (Spearman) correlation of at least ``_MIN_RANK_CORRELATION`` with the
+    ranks of their values at the quarter, so that an earlier rung stops mostly the trials that
+    the quarter rung would stop; the quarter at none of them, and None (undecided) while
+    fewer trials reported at the quarter. Unlike :func:`early_rung_fraction` it needs no
+    complete trial but the one that places the rungs, and it says nothing about what happens
+    after the quarter.
+    """
+    quarter = max(int(longest * RUNG_FRACTION), 1) - 1
+    ranked = sorted(
+        (t for t in trials if len(t.intermediate_values) > quarter), key=lambda t: t.number
+    )
+    if len(ranked) < _N_RANKED:
+        return None
+    curves = [_curve(t, sign) for t in ranked[:_N_RANKED]]
+    at_quarter = _ranks([c[quarter] for c in curves])
+    for fraction in _EARLY_FRACTIONS:
+        position = max(int(longest * fraction), 1) - 1
+        if position >= quarter:
+            break
+        early = _ranks([c[position] for c in curves])
+        if np.corrcoef(early, at_quarter)[0, 1] >= _MIN_RANK_CORRELATION:
+            return fraction
+    return RUNG_FRACTION
+
+
+def _curve(trial: FrozenTrial, sign: float) -> np.ndarray:
+    """The trial's values in step order, higher is better, -inf where not finite."""
+    steps = sorted(trial.intermediate_values)
+    values = np.array([trial.intermediate_values[s] for s in steps], dtype=np.float64) * sign
+    values[~np.isfinite(values)] = -np.inf
+    return values
+
+
+def _ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks with ties averaged (-inf ties with -inf), as Spearman's correlation uses them."""
+    return scipy.stats.rankdata(values)
 
 
 def _value_from(trial: FrozenTrial, step: int, sign: float) -> float | None:

@@ -19,6 +19,7 @@ from optuna_srp._rungs import early_rung_fraction
 from optuna_srp._rungs import FULL_KEY
 from optuna_srp._rungs import RUNG_FRACTION
 from optuna_srp._rungs import rung_steps
+from optuna_srp._rungs import startup_rung_fraction
 from tests._synthetic import add_complete_trials
 from tests._synthetic import journal_workers
 from tests._synthetic import N_STEPS
@@ -152,9 +153,10 @@ def test_the_full_group_holds_a_quarter_of_the_steps_and_completes() -> None:
     assert all(t.state == TrialState.COMPLETE for t in full)
     rung_group = [t for t in study.trials if t not in full]
     assert any(t.state == TrialState.PRUNED for t in rung_group)
-    assert all(
-        t.state == TrialState.COMPLETE or len(t.intermediate_values) == RUNG for t in rung_group
-    )
+    # Stopped at a rung: the quarter's, or the first report's once the first trials ranked
+    # there as at the quarter (the synthetic curves do not cross).
+    stopped_at = {len(t.intermediate_values) for t in rung_group if t.state != TrialState.COMPLETE}
+    assert stopped_at == {1, RUNG}
     total = sum(len(t.intermediate_values) for t in study.trials)
     # Each joins while the group is at most its share; the last can overshoot by one curve.
     assert abs(_share_of_full_steps(study) - 0.25) <= N_STEPS / total
@@ -332,3 +334,75 @@ def test_once_the_models_are_ready_the_study_s_own_best_runs_place_the_rungs(
             "where the best complete trials already led"
             in study.trials[-1].user_attrs["srp:reason"]
         )
+
+
+def _partial(rows: Any, sign: float = 1.0, first_number: int = 0) -> list[FrozenTrial]:
+    """Trials stopped after their curve (one row each, steps from 1), numbered in order."""
+    trials = []
+    for n, row in enumerate(rows):
+        trial = optuna.trial.create_trial(
+            state=TrialState.PRUNED,
+            intermediate_values={s + 1: sign * float(v) for s, v in enumerate(row)},
+        )
+        trial.number = first_number + n
+        trials.append(trial)
+    return trials
+
+
+# 12 trials up to the quarter rung of 64-report curves (the 16th report), each on its own
+# level from the first report: their ranks there are their ranks at the quarter.
+LEVELS = np.linspace(0.1, 0.9, 12)
+SETTLED = np.repeat(LEVELS[:, None], 16, axis=1)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_the_start_up_rungs_move_early_where_the_first_ranks_are_the_quarter_s(
+    sign: float,
+) -> None:
+    assert startup_rung_fraction(_partial(SETTLED, sign), 64, sign) == 1 / 256
+    # Reversed before the quarter (slow starters lead there): the rung stays at the quarter.
+    crossing = SETTLED.copy()
+    crossing[:, :15] = LEVELS[::-1, None]
+    assert startup_rung_fraction(_partial(crossing, sign), 64, sign) == RUNG_FRACTION
+    # Reversed up to the third report only: from the 16th of the curve (the fourth report).
+    late_settled = SETTLED.copy()
+    late_settled[:, :3] = LEVELS[::-1, None]
+    assert startup_rung_fraction(_partial(late_settled, sign), 64, sign) == 1 / 16
+
+
+def test_the_start_up_evidence_is_the_first_trials_that_reached_the_quarter() -> None:
+    # Undecided with 11 of them; trials stopped before the quarter are no evidence.
+    short = _partial(SETTLED[:, :8][:, ::-1], first_number=100)
+    assert startup_rung_fraction(_partial(SETTLED[:11]) + short, 64, 1.0) is None
+    assert startup_rung_fraction(_partial(SETTLED) + short, 64, 1.0) == 1 / 256
+    # Later trials do not change a decision: the early rung screened the ones that reach the
+    # quarter after it, so they would only confirm it.
+    crossing = SETTLED.copy()
+    crossing[:, :15] = LEVELS[::-1, None]
+    later = _partial(crossing, first_number=12)
+    assert startup_rung_fraction(later + _partial(SETTLED), 64, 1.0) == 1 / 256
+    # Non-finite values rank last.
+    broken = SETTLED.copy()
+    broken[0, :] = np.nan
+    assert startup_rung_fraction(_partial(broken), 64, 1.0) == 1 / 256
+
+
+@pytest.mark.parametrize("settled", [True, False])
+def test_before_the_models_the_first_trials_ranks_move_the_rungs(settled: bool) -> None:
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
+    levels = np.linspace(0.1, 0.9, 12)
+    for i, level in enumerate(levels):
+        first = level if settled else levels[-1 - i]
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.PRUNED,
+                intermediate_values={1: first, **dict.fromkeys(range(2, RUNG + 1), level)},
+            )
+        )
+    add_complete_trials(study, 2)  # of 20 reports: the quarter rung at the 5th
+    # At the first report, the second is behind the first: a rung there stops it.
+    assert _rung_decisions(study, [0.9, 0.8], steps=[1]) == [False, settled]
+    if settled:
+        reason = study.trials[-1].user_attrs["srp:reason"]
+        assert reason.startswith("pruned at step 1: not in the top quarter")
+        assert "where the first trials ranked as at a quarter" in reason
