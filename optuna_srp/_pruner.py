@@ -172,7 +172,7 @@ class SRPPruner(BasePruner):
     pruning at all, as before, cost what the rung saves on recorded curves: at a budget of 10
     full trainings it returned what no pruning returns on every corpus (docs/benchmarks.md).
     Once the first 12 trials that reached the quarter show that their ranks there were their
-    ranks early on (a rank correlation of at least 0.8 at a 256th, a 64th or a 16th of the
+    ranks early on (a rank correlation of at least 0.9 at a 256th, a 64th or a 16th of the
     curve), the start-up's rungs begin there and go every four up to the quarter.
     Afterwards, where the study's five best complete trials were all in the top quarter early
     (at a 256th, a 64th or a 16th of the curve; source trials of the same search space are

@@ -62,9 +62,11 @@ _N_TOP = 5
 # (nothing screened them before it): this many, and the rank correlation their values at an
 # early rung must have had with their values at the quarter. With 8 trials the correlation
 # passed on LSTM and ResNets in some held-out orderings and lost their best runs (LSTM regret
-# .10 at 100 full trainings against .00); with 12, .01 (docs/benchmarks.md, issue 17).
+# .10 at 100 full trainings against .00); with 12, .01. At 0.8, the typical LSTM runs ranked
+# alike at a 16th and at a quarter often enough that the rungs lost the best one, a slow
+# starter, in 6 more fixed-trial replays of 40; at 0.9, in 2 (docs/benchmarks.md, issue 17).
 _N_RANKED = 12
-_MIN_RANK_CORRELATION = 0.8
+_MIN_RANK_CORRELATION = 0.9
 
 
 def in_full_group(study: Study, trial: FrozenTrial, full_fraction: float) -> bool:
