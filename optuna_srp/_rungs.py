@@ -216,13 +216,26 @@ def startup_rung_fraction(
         return None
     curves = [_curve(t, sign) for t in ranked[:_N_RANKED]]
     at_quarter = _ranks([c[quarter] for c in curves])
+    best: np.ndarray | None = None
+    best_final = -math.inf
+    for t in trials:
+        if t.state == TrialState.COMPLETE and t.value is not None and sign * t.value > best_final:
+            best, best_final = _curve(t, sign), sign * t.value
+    every = [_curve(t, sign) for t in trials]
     for fraction in _EARLY_FRACTIONS:
         position = max(int(longest * fraction), 1) - 1
         if position >= quarter:
             break
         early = _ranks([c[position] for c in curves])
-        if np.corrcoef(early, at_quarter)[0, 1] >= _MIN_RANK_CORRELATION:
-            return fraction
+        if np.corrcoef(early, at_quarter)[0, 1] < _MIN_RANK_CORRELATION:
+            continue
+        # Typical runs can rank alike early while the best ones start slowly (LSTM, or runs
+        # whose speed depends on the learning rate): the best complete run must have led too.
+        if best is not None and best.size > position:
+            bar = _top_quarter_bar([c[position] for c in every if c.size > position])
+            if best[position] < bar:
+                continue
+        return fraction
     return RUNG_FRACTION
 
 

@@ -153,10 +153,10 @@ def test_the_full_group_holds_a_quarter_of_the_steps_and_completes() -> None:
     assert all(t.state == TrialState.COMPLETE for t in full)
     rung_group = [t for t in study.trials if t not in full]
     assert any(t.state == TrialState.PRUNED for t in rung_group)
-    # Stopped at a rung: the quarter's, or the first report's once the first trials ranked
-    # there as at the quarter (the synthetic curves do not cross).
+    # Stopped at the quarter rung: the synthetic runs rank alike early, but the best complete
+    # one started slowly, so the start-up's rungs do not move earlier.
     stopped_at = {len(t.intermediate_values) for t in rung_group if t.state != TrialState.COMPLETE}
-    assert stopped_at == {1, RUNG}
+    assert stopped_at == {RUNG}
     total = sum(len(t.intermediate_values) for t in study.trials)
     # Each joins while the group is at most its share; the last can overshoot by one curve.
     assert abs(_share_of_full_steps(study) - 0.25) <= N_STEPS / total
@@ -379,6 +379,24 @@ def test_the_start_up_rungs_need_a_rank_correlation_of_0_9(swapped: int, expecte
     assert startup_rung_fraction(_partial(rows), 64, 1.0) == expected
 
 
+def test_the_start_up_rungs_need_the_best_complete_trial_to_have_led() -> None:
+    # Typical runs that rank alike early say nothing of a best run that starts slowly.
+    def complete(first: float, last: float, number: int) -> FrozenTrial:
+        trial = optuna.trial.create_trial(
+            value=last, intermediate_values={1: first, **dict.fromkeys(range(2, 65), last)}
+        )
+        trial.number = number
+        return trial
+
+    settled = _partial(SETTLED)
+    assert startup_rung_fraction([*settled, complete(0.95, 0.95, 12)], 64, 1.0) == 1 / 256
+    # Last at the first report (a 256th and a 64th), ahead from the second on: from a 16th.
+    assert startup_rung_fraction([*settled, complete(0.0, 0.95, 12)], 64, 1.0) == 1 / 16
+    # A slow run that is not the best does not matter.
+    slow = complete(0.0, 0.5, 13)
+    assert startup_rung_fraction([*settled, complete(0.95, 0.95, 12), slow], 64, 1.0) == 1 / 256
+
+
 def test_the_start_up_evidence_is_the_first_trials_that_reached_the_quarter() -> None:
     # Undecided with 11 of them; trials stopped before the quarter are no evidence.
     short = _partial(SETTLED[:, :8][:, ::-1], first_number=100)
@@ -408,7 +426,14 @@ def test_before_the_models_the_first_trials_ranks_move_the_rungs(settled: bool) 
                 intermediate_values={1: first, **dict.fromkeys(range(2, RUNG + 1), level)},
             )
         )
-    add_complete_trials(study, 2)  # of 20 reports: the quarter rung at the 5th
+    # Two complete trials of 20 reports (the quarter rung at the 5th); the best led from its
+    # first report.
+    for final in (0.95, 0.05):
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=final, intermediate_values=dict.fromkeys(range(1, 21), final)
+            )
+        )
     # At the first report, the second is behind the first: a rung there stops it.
     assert _rung_decisions(study, [0.9, 0.8], steps=[1]) == [False, settled]
     if settled:
