@@ -173,7 +173,8 @@ class SRPPruner(BasePruner):
     full trainings it returned what no pruning returns on every corpus (docs/benchmarks.md).
     Once the first 12 trials that reached the quarter show that their ranks there were their
     ranks early on (a rank correlation of at least 0.9 at a 256th, a 64th or a 16th of the
-    curve), the start-up's rungs begin there and go every four up to the quarter.
+    curve, where the best complete trial was in the top quarter too), the start-up's rungs begin
+    there and go every four up to the quarter.
     Afterwards, where the study's five best complete trials were all in the top quarter early
     (at a 256th, a 64th or a 16th of the curve; source trials of the same search space are
     that evidence before), successive-halving rungs from there to a quarter screen beside the

@@ -203,7 +203,8 @@ def startup_rung_fraction(
     evidence: it is the earliest of a 256th, a 64th and a 16th at which the ranks of their
     values had a rank (Spearman) correlation of at least ``_MIN_RANK_CORRELATION`` with the
     ranks of their values at the quarter, so that an earlier rung stops mostly the trials that
-    the quarter rung would stop; the quarter at none of them, and None (undecided) while
+    the quarter rung would stop, and at which the best complete trial was in the top quarter of
+    the trials that reported there; the quarter at none of them, and None (undecided) while
     fewer trials reported at the quarter. Unlike :func:`early_rung_fraction` it needs no
     complete trial but the one that places the rungs, and it says nothing about what happens
     after the quarter.
