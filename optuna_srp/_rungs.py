@@ -184,11 +184,8 @@ def early_rung_fraction(trials: Sequence[FrozenTrial], sign: float) -> float | N
         return None
     for fraction in _EARLY_FRACTIONS:
         position = max(int(longest * fraction), 1) - 1
-        at = {i: c[position] for i, c in enumerate(curves) if c.size > position}
-        if len(at) < 4 * _N_TOP or any(i not in at for i in top):
-            continue
-        bar = _top_quarter_bar(list(at.values()))
-        if all(at[i] >= bar for i in top):
+        reported = sum(c.size > position for c in curves)
+        if reported >= 4 * _N_TOP and _led(curves, top, position):
             return fraction
     return None
 
@@ -211,33 +208,47 @@ def startup_rung_fraction(
     """
     quarter = max(int(longest * RUNG_FRACTION), 1) - 1
     ranked = sorted(
-        (t for t in trials if len(t.intermediate_values) > quarter), key=lambda t: t.number
-    )
+        (i for i, t in enumerate(trials) if len(t.intermediate_values) > quarter),
+        key=lambda i: trials[i].number,
+    )[:_N_RANKED]
     if len(ranked) < _N_RANKED:
         return None
-    curves = [_curve(t, sign) for t in ranked[:_N_RANKED]]
-    at_quarter = _ranks([c[quarter] for c in curves])
-    best: np.ndarray | None = None
-    best_final = -math.inf
-    for t in trials:
-        if t.state == TrialState.COMPLETE and t.value is not None and sign * t.value > best_final:
-            best, best_final = _curve(t, sign), sign * t.value
-    every = [_curve(t, sign) for t in trials]
+    curves = [_curve(t, sign) for t in trials]
+    at_quarter = [curves[i][quarter] for i in ranked]
+    finals = [
+        (sign * float(t.value), i)
+        for i, t in enumerate(trials)
+        if t.state == TrialState.COMPLETE and t.value is not None
+    ]
+    best = [max(finals, key=lambda f: f[0])[1]] if finals else []
     for fraction in _EARLY_FRACTIONS:
         position = max(int(longest * fraction), 1) - 1
         if position >= quarter:
             break
-        early = _ranks([c[position] for c in curves])
-        if np.corrcoef(early, at_quarter)[0, 1] < _MIN_RANK_CORRELATION:
-            continue
+        early = [curves[i][position] for i in ranked]
         # Typical runs can rank alike early while the best ones start slowly (LSTM, or runs
         # whose speed depends on the learning rate): the best complete run must have led too.
-        if best is not None and best.size > position:
-            bar = _top_quarter_bar([c[position] for c in every if c.size > position])
-            if best[position] < bar:
-                continue
-        return fraction
+        if _rank_correlation(early, at_quarter) >= _MIN_RANK_CORRELATION and _led(
+            curves, best, position
+        ):
+            return fraction
     return RUNG_FRACTION
+
+
+def _led(curves: Sequence[np.ndarray], indices: Sequence[int], position: int) -> bool:
+    """Whether the curves at ``indices`` all reported at ``position`` and were in the top
+    quarter of every curve that reported there."""
+    bar = _top_quarter_bar([c[position] for c in curves if c.size > position])
+    return all(curves[i].size > position and curves[i][position] >= bar for i in indices)
+
+
+def _rank_correlation(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (ties averaged, -inf ties with -inf); 0 where either side
+    is constant (nothing ranks them, and NumPy would warn on the division by zero)."""
+    ra, rb = scipy.stats.rankdata(a), scipy.stats.rankdata(b)
+    if np.ptp(ra) == 0.0 or np.ptp(rb) == 0.0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def _curve(trial: FrozenTrial, sign: float) -> np.ndarray:
@@ -246,11 +257,6 @@ def _curve(trial: FrozenTrial, sign: float) -> np.ndarray:
     values = np.array([trial.intermediate_values[s] for s in steps], dtype=np.float64) * sign
     values[~np.isfinite(values)] = -np.inf
     return values
-
-
-def _ranks(values: Sequence[float]) -> np.ndarray:
-    """Ranks with ties averaged (-inf ties with -inf), as Spearman's correlation uses them."""
-    return scipy.stats.rankdata(values)
 
 
 def _value_from(trial: FrozenTrial, step: int, sign: float) -> float | None:

@@ -5,6 +5,7 @@ ranks settle early."""
 from __future__ import annotations
 
 from typing import Any
+import warnings
 
 import numpy as np
 import optuna
@@ -395,6 +396,15 @@ def test_the_start_up_rungs_need_the_best_complete_trial_to_have_led() -> None:
     # A slow run that is not the best does not matter.
     slow = complete(0.0, 0.5, 13)
     assert startup_rung_fraction([*settled, complete(0.95, 0.95, 12), slow], 64, 1.0) == 1 / 256
+
+
+def test_start_up_trials_level_early_show_nothing_and_raise_no_warning() -> None:
+    # All at chance level at the first reports (a common start): nothing ranks them there.
+    level = SETTLED.copy()
+    level[:, :15] = 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert startup_rung_fraction(_partial(level), 64, 1.0) == RUNG_FRACTION
 
 
 def test_the_start_up_evidence_is_the_first_trials_that_reached_the_quarter() -> None:
