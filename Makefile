@@ -27,7 +27,7 @@ demo: $(VENV)/.installed-examples
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check optuna_srp tests integration_tests examples
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy optuna_srp
+	$(VENV)/bin/mypy optuna_srp tests
 	$(PY) -m pytest -q tests integration_tests
 
 $(VENV)/.installed-bench: pyproject.toml | $(PY)

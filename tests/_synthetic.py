@@ -9,6 +9,7 @@ import math
 import numpy as np
 import optuna
 from optuna.distributions import FloatDistribution
+from optuna.storages.journal import JournalFileBackend
 
 
 N_STEPS = 20
@@ -59,7 +60,7 @@ def journal_workers(
 ) -> list[optuna.Study]:
     """``n`` workers on one maximising study in a journal file at ``path``, each with its own
     pruner from ``make_pruner``."""
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    storage = optuna.storages.JournalStorage(JournalFileBackend(path))
     return [
         optuna.create_study(
             study_name="s",

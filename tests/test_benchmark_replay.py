@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Sequence
 import math
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ FOUR = {
 
 def make_corpus(
     tmp_path: Path,
-    curves: dict[int, list[float | None]],
+    curves: Mapping[int, Sequence[float | None]],
     direction: str = "maximize",
     step_values: list[int] | None = None,
     name: str = "four",

@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+import urllib.request
 
 import pytest
 
@@ -22,7 +23,8 @@ def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("tests must not use the network")
 
-    monkeypatch.setattr(_sources.urllib.request, "urlopen", refuse)
+    # _sources looks up urllib.request.urlopen at call time: patch it in that module.
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
     monkeypatch.setenv("OPTUNA_SRP_CACHE", str(tmp_path / "cache"))
 
 
@@ -84,7 +86,8 @@ def test_infer_param_spec() -> None:
         "high": 1910,
         "log": True,
     }
-    assert infer_param_spec([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])["type"] == "float"
+    spec = infer_param_spec([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    assert spec is not None and spec["type"] == "float"
     assert infer_param_spec([None, "a"]) is None
 
 

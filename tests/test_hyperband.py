@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 import textwrap
 from typing import Any
+from typing import Literal
 
 import numpy as np
 import optuna
@@ -224,7 +225,11 @@ def test_threads_share_a_study() -> None:
 
 def test_minimize_decides_as_maximize() -> None:
     decisions = {}
-    for direction, sign in (("maximize", 1.0), ("minimize", -1.0)):
+    directions: tuple[tuple[Literal["maximize", "minimize"], float], ...] = (
+        ("maximize", 1.0),
+        ("minimize", -1.0),
+    )
+    for direction, sign in directions:
         study = optuna.create_study(
             direction=direction, pruner=FastHyperbandPruner(full_fraction=0.0)
         )

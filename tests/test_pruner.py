@@ -493,6 +493,7 @@ def test_early_decisions_need_more_certainty() -> None:
     add_complete_trials(study, 30)
     pruner.predict(study, study.trials[0])  # fits
     fit = pruner._fit_for(study)
+    assert fit is not None
     early = 0.05 * pruner._early_scale(fit, 1)
     late = 0.05 * pruner._early_scale(fit, N_STEPS)
     assert late == 0.05

@@ -5,6 +5,7 @@ ranks settle early."""
 from __future__ import annotations
 
 from typing import Any
+from typing import Literal
 import warnings
 
 import numpy as np
@@ -20,6 +21,7 @@ from optuna_srp._rungs import early_rung_fraction
 from optuna_srp._rungs import FULL_KEY
 from optuna_srp._rungs import RUNG_FRACTION
 from optuna_srp._rungs import rung_steps
+from optuna_srp._rungs import rung_stops
 from optuna_srp._rungs import startup_rung_fraction
 from tests._synthetic import add_complete_trials
 from tests._synthetic import journal_workers
@@ -27,6 +29,7 @@ from tests._synthetic import N_STEPS
 from tests._synthetic import objective
 
 
+Direction = Literal["minimize", "maximize"]
 RUNG = N_STEPS // 4  # the rung's position in the 20-step curves
 
 
@@ -57,7 +60,7 @@ def test_the_rung_is_at_a_quarter_of_the_longest_complete_curve(
     assert rung_steps([_complete(c, n) for n, c in enumerate(curves)]) == expected
 
 
-def _study(direction: str = "maximize", **kwargs: Any) -> optuna.Study:
+def _study(direction: Direction = "maximize", **kwargs: Any) -> optuna.Study:
     study = optuna.create_study(
         direction=direction, pruner=SRPPruner(n_startup_trials=10, **kwargs)
     )
@@ -119,7 +122,8 @@ def test_the_decisions_do_not_depend_on_step_numbering_or_direction(
     values = [0.5, 0.9, 0.4, 0.95, 0.3, 0.99, 0.2]
     expected = _rung_decisions(_study(), values)
     assert any(expected) and not all(expected)
-    for direction, sign in (("maximize", 1.0), ("minimize", -1.0)):
+    directions: tuple[tuple[Direction, float], ...] = (("maximize", 1.0), ("minimize", -1.0))
+    for direction, sign in directions:
         study = optuna.create_study(direction=direction, pruner=SRPPruner(n_startup_trials=10))
         rng = np.random.default_rng(0)
         for x in rng.uniform(0, 1, 2):
@@ -178,7 +182,7 @@ def test_once_the_models_are_ready_the_rung_no_longer_decides(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[int] = []
-    original = optuna_srp._pruner.rung_stops
+    original = rung_stops  # the pruner calls it by its name in optuna_srp._pruner, patched below
 
     def counted(study: optuna.Study, trial: FrozenTrial, *args: Any) -> bool:
         calls.append(trial.number)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import pickle
+from typing import cast
 import warnings
 
 import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import pytest
@@ -291,7 +293,7 @@ def test_pickle_and_deepcopy_keep_the_source_trials(roundtrip: object) -> None:
     study2 = (
         pickle.loads(pickle.dumps(study)) if roundtrip is pickle.loads else copy.deepcopy(study)
     )
-    after = study2.pruner.predict(study2, study2.trials[-1])  # type: ignore[attr-defined]
+    after = cast(SRPPruner, study2.pruner).predict(study2, study2.trials[-1])
     assert before == after
 
 
@@ -303,9 +305,7 @@ def test_source_trials_from_a_storage_and_workers_on_another(tmp_path: object) -
     add_complete_trials(source_study, 30, seed=7)
     loaded = optuna.load_study(study_name="old", storage=source_url)
     source = loaded.get_trials(states=(TrialState.COMPLETE,))
-    journal = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(f"{tmp_path}/new.log")
-    )
+    journal = optuna.storages.JournalStorage(JournalFileBackend(f"{tmp_path}/new.log"))
     predictions = []
     for worker in range(2):
         pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=source)

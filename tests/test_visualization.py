@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Sequence
 import math
 import sys
+from typing import Any
+from typing import cast
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.distributions import FloatDistribution
@@ -18,6 +22,11 @@ from optuna_srp.visualization.matplotlib import plot_predictions
 from tests._synthetic import add_complete_trials
 from tests._synthetic import N_STEPS
 from tests._synthetic import objective
+
+
+if TYPE_CHECKING:
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +46,16 @@ def _close_figures(request: pytest.FixtureRequest) -> Iterator[None]:
 def _gids(ax: object, prefix: str) -> set[str]:
     artists = [*ax.lines, *ax.collections]  # type: ignore[attr-defined]
     return {a.get_gid() for a in artists if (a.get_gid() or "").startswith(prefix)}
+
+
+def _xdata(line: Line2D) -> Sequence[float]:
+    """``line``'s x values (Matplotlib types them as any array-like; a list or array here)."""
+    return cast(Sequence[float], line.get_xdata())
+
+
+def _ydata(line: Line2D) -> Sequence[float]:
+    """``line``'s y values (Matplotlib types them as any array-like; a list or array here)."""
+    return cast(Sequence[float], line.get_ydata())
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +94,17 @@ def test_every_curve_pruned_step_and_prediction_is_drawn(srp_study: optuna.Study
     assert _gids(ax, "link-") == {f"link-{t.number}" for t in explained}
     for t in explained:
         (marker,) = [line for line in ax.lines if line.get_gid() == f"prediction-{t.number}"]
-        assert marker.get_xdata()[0] == t.last_step
-        assert marker.get_ydata()[0] == pytest.approx(t.user_attrs["srp:predicted_value"])
+        assert _xdata(marker)[0] == t.last_step
+        assert _ydata(marker)[0] == pytest.approx(t.user_attrs["srp:predicted_value"])
         (cross,) = [line for line in ax.lines if line.get_gid() == f"pruned-{t.number}"]
-        assert cross.get_ydata()[0] == t.intermediate_values[t.last_step]
+        assert t.last_step is not None
+        assert _ydata(cross)[0] == t.intermediate_values[t.last_step]
     (best,) = [line for line in ax.lines if line.get_gid() == "best"]
-    assert best.get_ydata()[0] == srp_study.best_value
+    assert _ydata(best)[0] == srp_study.best_value
     assert ax.get_ylabel() == "accuracy"
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = ax.get_legend()
+    assert legend is not None
+    labels = [t.get_text() for t in legend.get_texts()]
     assert f"pruned ({len(pruned)})" in labels
     assert any(label.startswith("best complete: ") for label in labels)
 
@@ -91,7 +113,7 @@ def test_the_interval_is_ninety_percent_of_the_stored_std(srp_study: optuna.Stud
     ax = plot_predictions(srp_study)
     t = _explained(srp_study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))[0]
     (interval,) = [c for c in ax.collections if c.get_gid() == f"interval-{t.number}"]
-    (segment,) = interval.get_segments()
+    (segment,) = cast("LineCollection", interval).get_segments()
     low, high = sorted(segment[:, 1])
     half = 1.645 * t.user_attrs["srp:predicted_std"]
     mean = t.user_attrs["srp:predicted_value"]
@@ -119,8 +141,8 @@ def test_minimize_marks_the_lowest_complete_value() -> None:
     add_complete_trials(study, 5)  # negated curves: lower is better
     ax = plot_predictions(study)
     (best,) = [line for line in ax.lines if line.get_gid() == "best"]
-    assert best.get_ydata()[0] == min(t.value for t in study.trials)
-    assert best.get_ydata()[0] == study.best_value
+    assert _ydata(best)[0] == min(cast(float, t.value) for t in study.trials)
+    assert _ydata(best)[0] == study.best_value
     (red,) = [line for line in ax.lines if line.get_gid() == f"trial-{study.best_trial.number}"]
     assert red.get_color() == "tab:red"
 
@@ -146,8 +168,8 @@ def test_running_nan_and_empty_trials_do_not_break_it() -> None:
     assert len(_gids(ax, "trial-")) == 5
     assert _gids(ax, "prediction-") == set()
     (line,) = [line for line in ax.lines if line.get_gid() == f"trial-{running.number}"]
-    assert line.get_ydata()[0] == 0.5
-    assert all(math.isnan(v) for v in line.get_ydata()[1:])
+    assert _ydata(line)[0] == 0.5
+    assert all(math.isnan(v) for v in _ydata(line)[1:])
     assert line.get_linestyle() == ":"
 
     empty = plot_predictions(optuna.create_study())
@@ -158,7 +180,7 @@ def test_curves_have_as_many_points_as_reports(srp_study: optuna.Study) -> None:
     ax = plot_predictions(srp_study)
     for t in srp_study.trials:
         (line,) = [line for line in ax.lines if line.get_gid() == f"trial-{t.number}"]
-        assert len(line.get_xdata()) == len(t.intermediate_values) <= N_STEPS
+        assert len(_xdata(line)) == len(t.intermediate_values) <= N_STEPS
 
 
 def test_bad_input_is_refused() -> None:
@@ -174,8 +196,8 @@ def test_missing_matplotlib_says_how_to_install_it(monkeypatch: pytest.MonkeyPat
         plot_predictions(optuna.create_study())
 
 
-def _traces(fig: object, prefix: str) -> list[object]:
-    return [t for t in fig.data if (t.uid or "").startswith(prefix)]  # type: ignore[attr-defined]
+def _traces(fig: Any, prefix: str) -> list[Any]:
+    return [t for t in fig.data if (t.uid or "").startswith(prefix)]
 
 
 def test_plotly_draws_the_same_curves_markers_and_predictions(srp_study: optuna.Study) -> None:
@@ -206,7 +228,8 @@ def test_plotly_without_srp_attributes_and_minimize() -> None:
     add_complete_trials(study, 5)
     fig = plotly_predictions(study)
     assert len(_traces(fig, "trial-")) == 5 and _traces(fig, "prediction-") == []
-    assert fig.layout.shapes[0].y0 == study.best_value == min(t.value for t in study.trials)
+    best = min(cast(float, t.value) for t in study.trials)
+    assert fig.layout.shapes[0].y0 == study.best_value == best
     with pytest.raises(ValueError, match="single-objective"):
         plotly_predictions(optuna.create_study(directions=["minimize", "maximize"]))
 
