@@ -58,6 +58,11 @@ class FastHyperbandPruner(BasePruner):
     (as Optuna's successive halving keeps them) and the models are fitted from the complete
     trials read from storage, so workers sharing a study decide from the same data.
 
+    Unlike :class:`SRPPruner`'s, its rungs are Optuna's, placed by step number (from a
+    hundredth of the first complete trial's last step): report steps that count from 0 or 1.
+    With SRPPruner's rungs by position instead (a 256th of the curve to a quarter), it met the
+    best Optuna pruner + .01 in 9 of 44 cells against 15 (docs/fast_hyperband.md).
+
     Example:
 
         .. testcode::
