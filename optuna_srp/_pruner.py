@@ -433,10 +433,18 @@ class SRPPruner(BasePruner):
                 return False
             step = trial.last_step
             if prediction_free:
-                why = (
-                    f"start-up: {len(complete)} of {self._n_startup_trials} complete trials for "
-                    "the models"
-                )
+                fit = self._state(study).fit
+                if fit is not None and len(complete) >= self._n_startup_trials:
+                    # The models could not read enough of them (e.g. extra_features failed).
+                    why = (
+                        f"start-up: the models could read {fit.n_readable} of the "
+                        f"{len(complete)} complete trials and need {self._n_startup_trials}"
+                    )
+                else:
+                    why = (
+                        f"start-up: {len(complete)} of {self._n_startup_trials} complete trials "
+                        "for the models"
+                    )
                 if first_fraction < RUNG_FRACTION:
                     why += (
                         f"; rungs from 1/{round(1 / first_fraction)} of the curve, where the "
@@ -1041,13 +1049,13 @@ def _usable_source_trials(
                 f"source_trials must hold FrozenTrial objects, but source_trials[{i}] is {t!r}."
             )
         if t.state != TrialState.COMPLETE:
-            skipped.append(f"trial {t.number} ({t.state.name})")
+            skipped.append(f"source_trials[{i}] ({t.state.name})")
         elif t.values is None or len(t.values) != 1:
-            skipped.append(f"trial {t.number} (multi-objective)")
+            skipped.append(f"source_trials[{i}] (multi-objective)")
         elif not t.intermediate_values:
-            skipped.append(f"trial {t.number} (no intermediate values)")
+            skipped.append(f"source_trials[{i}] (no intermediate values)")
         elif not math.isfinite(t.values[0]):
-            skipped.append(f"trial {t.number} (value {t.values[0]})")
+            skipped.append(f"source_trials[{i}] (value {t.values[0]})")
         else:
             usable.append(t)
     if skipped:
@@ -1055,7 +1063,8 @@ def _usable_source_trials(
         warnings.warn(
             f"SRPPruner skips {len(skipped)} of {len(source_trials)} source_trials, which are "
             f"not complete single-objective trials with a learning curve and a finite value: "
-            f"{', '.join(skipped[:5])}{more}.",
+            f"{', '.join(skipped[:5])}{more}. Pass an earlier study's complete trials, e.g. "
+            "study.get_trials(states=(TrialState.COMPLETE,)).",
             UserWarning,
             stacklevel=3,
         )

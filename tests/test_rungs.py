@@ -454,3 +454,17 @@ def test_before_the_models_the_first_trials_ranks_move_the_rungs(settled: bool) 
         reason = study.trials[-1].user_attrs["srp:reason"]
         assert reason.startswith("pruned at step 1: not in the top quarter")
         assert "where the first trials ranked as at a quarter" in reason
+
+
+def test_a_start_up_stop_says_when_the_models_could_not_read_the_complete_trials() -> None:
+    def unreadable(trial: FrozenTrial) -> list[float]:
+        raise KeyError("n_weights")
+
+    study = optuna.create_study(
+        direction="maximize", pruner=SRPPruner(n_startup_trials=10, extra_features=unreadable)
+    )
+    add_complete_trials(study, 12)
+    with pytest.warns(RuntimeWarning, match="could not read trial"):
+        assert _rung_decisions(study, [0.9, 0.1]) == [False, True]
+    reason = study.trials[-1].user_attrs["srp:reason"]
+    assert "start-up: the models could read 0 of the 12 complete trials and need 10" in reason

@@ -257,6 +257,9 @@ def test_unusable_source_trials_are_skipped_with_one_warning() -> None:
     assert len(messages) == 1
     for reason in ("PRUNED", "no intermediate values", "value inf", "multi-objective"):
         assert reason in messages[0]
+    # By position in the sequence: trials made with create_trial all have number -1.
+    assert "source_trials[12] (PRUNED), source_trials[13] (no intermediate values)" in messages[0]
+    assert "get_trials(states=(TrialState.COMPLETE,))" in messages[0]
     assert len(pruner._source_trials) == len(good)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
