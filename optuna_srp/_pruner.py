@@ -143,84 +143,53 @@ class _StudyState:
 class SRPPruner(BasePruner):
     """Pruner using sequential regression models of the final value (SRMs).
 
-    For a running trial at step ``τ``, an ensemble of ν-SVRs trained on the complete trials'
-    learning curves cut at ``τ`` predicts the trial's final value with a mean and a standard
-    deviation. The trial is pruned when the probability that its final value beats the best
-    complete trial is below ``threshold`` (ten times smaller where less than a tenth of the
-    curve has been seen, scaled linearly), and the value it has just reported is below the
-    complete trials' median at that step (:class:`~optuna.pruners.MedianPruner`'s rule on the
-    value just reported: the models cannot learn what they never saw complete, e.g. late
-    learners, the median rule cannot see crossing curves, and requiring both keeps what either
-    keeps). A laggard, whose value is worse than that of all but the worst tenth of the
-    complete trials at its step, is pruned on weaker evidence, a probability below 0.2 (scaled
-    by the square of the factor on ``threshold``, a hundred times smaller at the start, where
-    the rank of a late learner says least): the rank says the trial is behind nearly
-    everything that finished, the model that it is unlikely to catch up, and the two together
-    are safer than either alone. A trial whose best value so far is in the top tenth of all
-    the trials (any state) that reached its step is not pruned, so that the models keep being
-    fed good complete trials. This is the early-stopping rule of Baker et al.,
-    *Accelerating Neural Architecture Search using Performance Prediction* (arXiv:1705.10823),
-    with calibrated uncertainty: the standard deviation includes the model's out-of-bag error
-    measured among the trials predicted to be closest, so the best configurations are not
-    pruned because the model shrinks them towards the mean, and the probability is a Student t
-    tail whose degrees of freedom are the number of those residuals less one, so a model
-    trained on few curves is not trusted beyond what they can show.
+    The early-stopping rule of Baker et al., *Accelerating Neural Architecture Search using
+    Performance Prediction* (arXiv:1705.10823), with calibrated uncertainty. For a running
+    trial at step ``τ``, an ensemble of ν-SVRs (:class:`SRMEnsemble`) trained on the complete
+    trials' curves cut at ``τ`` (values, first and second differences, hyper-parameters and
+    ``extra_features``) predicts its final value with a mean and a standard deviation. The
+    standard deviation includes the model's out-of-bag error among the trials predicted
+    closest, and the probability of beating the best complete trial is a Student t tail, so
+    that a model trained on few curves is not trusted beyond what they show.
 
-    Until ``n_startup_trials`` trials are complete, a start-up rule decides instead of the
-    models: one successive-halving rung at a quarter of the curve, which a quarter of the steps
-    skips to feed the models complete curves (see ``n_startup_trials``). Waiting with no
-    pruning at all, as before, cost what the rung saves on recorded curves: at a budget of 10
-    full trainings it returned what no pruning returns on every corpus (docs/benchmarks.md).
-    Once the first 12 trials that reached the quarter show that their ranks there were their
-    ranks early on (a rank correlation of at least 0.9 at a 256th, a 64th or a 16th of the
-    curve, where the best complete trial was in the top quarter too), the start-up's rungs begin
-    there and go every four up to the quarter.
-    Afterwards, where the study's five best complete trials were all in the top quarter early
-    (at a 256th, a 64th or a 16th of the curve; source trials of the same search space are
-    that evidence before), successive-halving rungs from there to a quarter screen beside the
-    models, as Successive Halving does where curves do not cross; where they were behind (curves
-    that cross), the models decide alone (docs/how-it-works.md).
+    The decision (``SRPPruner._decide``; docs/how-it-works.md):
 
-    Models are fitted lazily, per process, from the complete trials read from storage, and are
-    refitted when that set has grown by a tenth: every worker sharing a study
-    decides from the same data without any shared model. What the pruner keeps is per study,
-    and a study is its storage and its id (``study._storage``, held by weak reference, and
-    ``study._study_id``, as Optuna's own samplers identify it), never its name: one pruner can
-    serve several studies, a study deleted and re-created under the same name starts clean,
-    and cached trials are also keyed by their completion time, so a re-created study that
-    gets a deleted one's id (SQLite reuses ids) does too. Non-finite reported values (NaN,
-    ±inf) are read as a diverged run, i.e. as the worst value seen at that step.
+    * Pruned when that probability is below ``threshold`` and the value just reported is below
+      the complete trials' median at that step (:class:`~optuna.pruners.MedianPruner`'s rule):
+      the models cannot know late learners they never saw complete, the median cannot see
+      crossing curves, and requiring both keeps what either keeps.
+    * A laggard, worse than all but the worst tenth of the complete trials at its step, is
+      pruned when the probability is below 0.2.
+    * Over the first tenth of the curve both bars are scaled down, by up to 10 (100 for the
+      laggard's), where the first values say least.
+    * Never pruned: a trial whose best value so far is in the top tenth of all trials at its
+      step (the models need good complete trials); one that has reported a value better than
+      the best complete trial's final value, or level with a best complete trial at the same
+      step; and at or past the step by which half the complete trials had ended, where
+      stopping saves nothing.
 
-    The final value the models predict is the value a complete trial was told with
-    (:attr:`~optuna.trial.FrozenTrial.value`), whatever step it ended at: complete trials may
-    report different numbers of steps (a training loop with its own early stopping). At a step
-    after a complete trial's last report, its curve features are its last values carried
-    forward. Whatever the models say, a trial is never pruned
+    Until ``n_startup_trials`` trials are complete, successive-halving rungs decide instead
+    (see ``n_startup_trials``). After that, where the study's five best complete trials all led
+    early (a 256th, a 64th or a 16th of the curve), rungs from there to a quarter of the curve
+    screen beside the models; where curves cross, the models decide alone.
 
-    * where it has reported a value better than the best complete trial's final value;
-    * where the value it reports is at least a best complete trial's value at the same step
-      (its last report at or before it): level with the incumbent on all the evidence, its
-      chance of ending as well is about one half (a model trained on few curves like the
-      incumbent's shrinks them towards the rest, and a late learner that ended best may be
-      behind most complete trials early on);
-    * at or past the step by which half the complete trials had ended (the lower median of
-      their last steps; the last step when they all have the same length): stopping there
-      saves nothing, and throws away a finished run whose code after the loop never runs. A
-      median, so that a few runs much shorter or longer than the rest do not move it.
+    Decisions do not depend on the objective's units or offset, nor on where step numbering
+    starts (``n_warmup_steps`` and ``interval_steps`` count absolute steps, as in
+    :class:`~optuna.pruners.MedianPruner`). Non-finite reported values are read as the worst
+    value at that step. Complete trials may end at different steps; their final value is the
+    one they were told with. Nothing raises out of :meth:`prune`: a trial that cannot be
+    turned into numbers (``extra_features``, parameters, values) is left out or not pruned,
+    with one :class:`RuntimeWarning` per study.
 
-    Decisions do not depend on the objective's units or offset (every floor is relative to the
-    data's own spread) nor on where step numbering starts (steps are used in their order;
-    ``n_warmup_steps`` and ``interval_steps`` count absolute steps, as in
-    :class:`~optuna.pruners.MedianPruner`). Nothing that turns a trial into numbers inside
-    :meth:`prune` raises out of it (``extra_features``, parameter encoding, values): a complete
-    trial that cannot be read is left out of the training set and does not count towards
-    ``n_startup_trials``, a running one is not pruned at that step, and one
-    :class:`RuntimeWarning` per study names the trial and the error.
+    Workers sharing a study through a storage decide from the complete trials they read from
+    it; the models are fitted per process and refitted when that set has grown by a tenth.
+    What the pruner keeps is per study (its storage and id, not its name), so one pruner can
+    serve several studies (docs/distributed.md).
 
-    When a model's decision about a trial differs from the last one stored, it is stored in the
-    trial's user attributes: ``srp:decision`` (e.g. ``pruned:model``, ``kept:median``),
-    ``srp:reason`` (one line for optuna-dashboard) and the prediction, ``srp:predicted_value``,
-    ``srp:predicted_std``, ``srp:probability`` and ``srp:step``.
+    When its decision about a trial changes, the pruner writes it to the trial's user
+    attributes: ``srp:decision`` (e.g. ``pruned:model``, ``pruned:rung``, ``kept:median``),
+    ``srp:reason`` (one line for optuna-dashboard) and, from the models,
+    ``srp:predicted_value``, ``srp:predicted_std``, ``srp:probability`` and ``srp:step``.
 
     Example:
 
@@ -256,13 +225,16 @@ class SRPPruner(BasePruner):
     Args:
         n_startup_trials:
             The models decide once this many trials have completed (they need them to learn
-            from). Before, the start-up rule decides: at a quarter of the curve (by position
-            in the longest complete curve's reports) a trial goes on if its value is in the
-            top quarter of the values all trials had there, as in
-            :class:`~optuna.pruners.SuccessiveHalvingPruner`, except the trials of a full
-            group that holds a quarter of the steps and is trained to the end, to feed the
-            models complete curves, slow starters included (the paper's fast-Hyperband trains
-            part of each bracket fully). Such a stop is stored as ``srp:decision`` =
+            from; at least 2). Before, the start-up rule decides: at a quarter of the curve
+            (by position in the longest complete curve's reports) a trial goes on if its value
+            is in the top quarter of the values all trials had there, as in
+            :class:`~optuna.pruners.SuccessiveHalvingPruner`. Once the first 12 trials that
+            reached the quarter ranked there as they had at a 256th, a 64th or a 16th of the
+            curve (rank correlation at least 0.9, the best complete trial in the top quarter
+            there too), the rungs begin there and go every 4x up to the quarter. A full group
+            holding a quarter of the steps skips the rungs and is trained to the end, to feed
+            the models complete curves, slow starters included (the paper's fast-Hyperband
+            trains part of each bracket fully). Such a stop is stored as ``srp:decision`` =
             ``pruned:rung``.
         n_warmup_steps:
             Pruning is disabled before this step, as in :class:`~optuna.pruners.MedianPruner`.
@@ -271,7 +243,8 @@ class SRPPruner(BasePruner):
             steps, as in :class:`~optuna.pruners.MedianPruner`.
         threshold:
             A trial is pruned when the predicted probability that its final value beats the
-            best complete trial is below this.
+            best complete trial is below this (in [0, 1]; 0 turns the model rule off, the
+            laggard rule stays).
         n_estimators:
             Number of ν-SVRs in each step's ensemble.
         seed:
@@ -290,8 +263,8 @@ class SRPPruner(BasePruner):
             attributes. Used as model features beside the curve and the hyper-parameters. A
             module-level function, not a lambda, keeps the pruner picklable.
         max_train_trials:
-            The most complete trials a model is trained on. Beyond it, the best quarter is
-            always kept and the rest subsampled; it bounds the cost of a refit.
+            The most complete trials a model is trained on (at least 10). Beyond it, the best
+            quarter is always kept and the rest subsampled; it bounds the cost of a refit.
         source_trials:
             Complete trials of earlier studies of the same objective and direction (e.g.
             ``optuna.load_study(...).get_trials(states=(TrialState.COMPLETE,))``), as in
