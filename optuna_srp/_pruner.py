@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 
 ATTR_PREFIX = "srp:"
+# Where the start-up's rungs begin, per length of the longest complete curve, in the study's
+# system attributes once a worker has decided.
+_STARTUP_RUNGS_KEY = "srp:startup_rungs@{}"
 # Optuna 4.3 added UpdateFinishedTrialError; before it, writing to a finished trial raised the
 # RuntimeError it subclasses.
 _UpdateFinishedTrialError: type[Exception] = getattr(
@@ -135,7 +138,7 @@ class _StudyState:
     # process-local copy that does not see our own writes.
     written_attrs: OrderedDict[_TrialKey, dict[str, object]] = field(default_factory=OrderedDict)
     # Where the start-up's rungs begin, per length of the longest complete curve, once decided
-    # (startup_rung_fraction).
+    # (startup_rung_fraction; the study's stored decision, _STARTUP_RUNGS_KEY).
     startup_rungs: dict[int, float] = field(default_factory=dict)
     warned: set[str] = field(default_factory=set)
 
@@ -498,6 +501,13 @@ class SRPPruner(BasePruner):
             fraction = startup_rung_fraction(trials, longest, _sign(study))
             if fraction is None:
                 return RUNG_FRACTION
+            # The first decision in the study's storage holds for every worker: a worker that
+            # decides later can see another first 12 (a lower-numbered trial that reached the
+            # quarter late) and would screen with other rungs.
+            storage, key = study._storage, _STARTUP_RUNGS_KEY.format(longest)
+            if key not in storage.get_study_system_attrs(study._study_id):
+                storage.set_study_system_attr(study._study_id, key, fraction)
+            fraction = float(storage.get_study_system_attrs(study._study_id)[key])
             with self._lock:
                 state.startup_rungs[longest] = fraction
         return fraction

@@ -468,3 +468,35 @@ def test_a_start_up_stop_says_when_the_models_could_not_read_the_complete_trials
         assert _rung_decisions(study, [0.9, 0.1]) == [False, True]
     reason = study.trials[-1].user_attrs["srp:reason"]
     assert "start-up: the models could read 0 of the 12 complete trials and need 10" in reason
+
+
+def test_every_worker_keeps_the_first_start_up_decision_in_storage() -> None:
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
+    # Trial 0 runs slowly: last at its first report, it has not reached the quarter yet.
+    slow = study.ask({"x": FloatDistribution(0, 1)})
+    slow.report(0.0, 1)
+    for level in np.linspace(0.1, 0.9, 12):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.PRUNED,
+                intermediate_values=dict.fromkeys(range(1, RUNG + 1), level),
+            )
+        )
+    for final in (0.95, 0.05):
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=final, intermediate_values=dict.fromkeys(range(1, 21), final)
+            )
+        )
+    # The first worker decides on trials 1-12, which ranked alike: rungs from the first report.
+    assert _rung_decisions(study, [0.9, 0.8], steps=[1]) == [False, True]
+    # Trial 0 then reaches the quarter first among them all, though last at its first report:
+    # among the first 12 by number now, the ranks no longer agree.
+    for step in range(2, RUNG + 1):
+        slow.report(1.0, step)
+    study.tell(slow, state=TrialState.PRUNED)
+    trials = study.get_trials(deepcopy=False)
+    assert startup_rung_fraction(trials, N_STEPS, 1.0) == RUNG_FRACTION
+    # A second worker (a fresh pruner) keeps the first decision.
+    study.pruner = SRPPruner(n_startup_trials=10)
+    assert _rung_decisions(study, [0.9, 0.8], steps=[1]) == [False, True]
