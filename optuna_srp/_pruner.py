@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from dataclasses import field
 import math
+import sys
 import threading
 from typing import Any
 from typing import TYPE_CHECKING
@@ -669,7 +670,7 @@ class SRPPruner(BasePruner):
             if kind in state.warned:
                 return
             state.warned.add(kind)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        warnings.warn(message, RuntimeWarning, stacklevel=_user_stacklevel())
 
     def _current_fit(
         self, study: Study, state: _StudyState, complete: Sequence[FrozenTrial]
@@ -993,6 +994,19 @@ class _Decision:
         if rule == "reached-best":
             return f"{head}has already reached the best complete value ({best}); {predicted}"
         return f"{head}level with the best complete trial ({best}) at this step; {predicted}"
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel``, for a :func:`warnings.warn` in the function that calls this one, of
+    the first frame outside optuna_srp and optuna, so that the warning names the user's line
+    (their ``should_prune()``), however deep in the pruner it was raised."""
+    level, frame = 2, sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in (
+        "optuna_srp",
+        "optuna",
+    ):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _fmt(x: float) -> str:

@@ -435,6 +435,8 @@ def test_extra_features_failing_on_warm_start_trials_warns_once_and_the_study_ru
     messages = _srp_warnings(record)
     assert len(messages) == 1
     assert "trial 0" in messages[0] and "KeyError" in messages[0]
+    # Raised from study.optimize, it still names the objective's should_prune() line.
+    assert [w.filename for w in record if "SRPPruner" in str(w.message)] == [__file__]
     assert all(t.state != TrialState.FAIL for t in study.trials)
     # The models were built without the three trials, from those that have the attribute.
     fit = pruner._fit_for(study)
@@ -481,6 +483,8 @@ def test_a_trial_whose_features_fail_is_left_out_and_the_others_decide() -> None
         trial.report(5.0, 0)
         assert trial.should_prune() is False
     assert len(_srp_warnings(record)) == 1
+    # It names the user's line, not the pruner's.
+    assert [w.filename for w in record if "SRPPruner" in str(w.message)] == [__file__]
     fit = pruner._fit_for(study)
     assert fit is not None and sorted(r.number for r in fit.records) == [0, 2, 3, 4, 5, 6, 7]
     other = _running(study, [5.0, 4.0])  # trial 9: its features work
