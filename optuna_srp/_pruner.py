@@ -41,6 +41,7 @@ from optuna_srp._rungs import startup_rung_fraction
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import FrameType
 
     from optuna.study import Study
 
@@ -1000,7 +1001,8 @@ def _user_stacklevel() -> int:
     """The ``stacklevel``, for a :func:`warnings.warn` in the function that calls this one, of
     the first frame outside optuna_srp and optuna, so that the warning names the user's line
     (their ``should_prune()``), however deep in the pruner it was raised."""
-    level, frame = 2, sys._getframe(2)
+    level = 2
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in (
         "optuna_srp",
         "optuna",
