@@ -506,10 +506,12 @@ class SRPPruner(BasePruner):
             # The first decision in the study's storage holds for every worker: a worker that
             # decides later can see another first 12 (a lower-numbered trial that reached the
             # quarter late) and would screen with other rungs.
-            storage, key = study._storage, _STARTUP_RUNGS_KEY.format(longest)
-            if key not in storage.get_study_system_attrs(study._study_id):
-                storage.set_study_system_attr(study._study_id, key, fraction)
-            fraction = float(storage.get_study_system_attrs(study._study_id)[key])
+            key = _STARTUP_RUNGS_KEY.format(longest)
+            stored = study._storage.get_study_system_attrs(study._study_id).get(key)
+            if stored is None:
+                study._storage.set_study_system_attr(study._study_id, key, fraction)
+            else:
+                fraction = float(stored)
             with self._lock:
                 state.startup_rungs[longest] = fraction
         return fraction

@@ -169,17 +169,11 @@ def early_rung_fraction(trials: Sequence[FrozenTrial], sign: float) -> float | N
     settled. Where curves cross (a learning-rate drop ahead) the best runs are behind early and
     there is no such point before a quarter.
     """
-    curves: list[np.ndarray] = []
-    finals: list[tuple[float, int]] = []
-    longest = 0
-    for i, t in enumerate(trials):
-        values = _curve(t, sign)
-        curves.append(values)
-        if t.state == TrialState.COMPLETE and t.value is not None:
-            final = sign * float(t.value)
-            finals.append((final if math.isfinite(final) else -math.inf, i))
-            longest = max(longest, values.size)
-    top = [i for _, i in sorted(finals, reverse=True)[:_N_TOP]]
+    curves = [_curve(t, sign) for t in trials]
+    longest = max(
+        (c.size for c, t in zip(curves, trials) if t.state == TrialState.COMPLETE), default=0
+    )
+    top = _best_complete(trials, sign, _N_TOP)
     if len(top) < _N_TOP:
         return None
     for fraction in _EARLY_FRACTIONS:
@@ -215,12 +209,7 @@ def startup_rung_fraction(
         return None
     curves = [_curve(t, sign) for t in trials]
     at_quarter = [curves[i][quarter] for i in ranked]
-    finals = [
-        (sign * float(t.value), i)
-        for i, t in enumerate(trials)
-        if t.state == TrialState.COMPLETE and t.value is not None
-    ]
-    best = [max(finals, key=lambda f: f[0])[1]] if finals else []
+    best = _best_complete(trials, sign, 1)
     for fraction in _EARLY_FRACTIONS:
         position = max(int(longest * fraction), 1) - 1
         if position >= quarter:
@@ -233,6 +222,17 @@ def startup_rung_fraction(
         ):
             return fraction
     return RUNG_FRACTION
+
+
+def _best_complete(trials: Sequence[FrozenTrial], sign: float, n: int) -> list[int]:
+    """The indices in ``trials`` of the ``n`` best complete trials by final value (a
+    non-finite one last)."""
+    finals: list[tuple[float, int]] = []
+    for i, t in enumerate(trials):
+        if t.state == TrialState.COMPLETE and t.value is not None:
+            final = sign * float(t.value)
+            finals.append((final if math.isfinite(final) else -math.inf, i))
+    return [i for _, i in sorted(finals, reverse=True)[:n]]
 
 
 def _led(curves: Sequence[np.ndarray], indices: Sequence[int], position: int) -> bool:
