@@ -34,6 +34,8 @@ from optuna_srp._features import make_record
 from optuna_srp._features import robust_center_scale
 from optuna_srp._model import SRMEnsemble
 from optuna_srp._rungs import early_rung_fraction
+from optuna_srp._rungs import FULL_FRACTION
+from optuna_srp._rungs import in_full_group
 from optuna_srp._rungs import RUNG_FRACTION
 from optuna_srp._rungs import rung_stops
 from optuna_srp._rungs import startup_rung_fraction
@@ -50,6 +52,15 @@ ATTR_PREFIX = "srp:"
 # Where the start-up's rungs begin, per length of the longest complete curve, in the study's
 # system attributes once a worker has decided.
 _STARTUP_RUNGS_KEY = "srp:startup_rungs@{}"
+# Set in the study's system attributes once the source trials are found to mislead the study
+# (see _source_misleads): every worker then decides without them.
+_SOURCE_DROPPED_KEY = "srp:source_dropped"
+# The source check: with at least this many complete trials of the study's own, the source's
+# models must put most of them within this many standard deviations of their final values.
+# For a calibrated model, a majority of 3 outside 2 standard deviations happens with
+# probability 0.006 (each is outside with 0.046).
+_MIN_SOURCE_CHECK_TRIALS = 3
+_SOURCE_CHECK_Z = 2.0
 # Optuna 4.3 added UpdateFinishedTrialError; before it, writing to a finished trial raised the
 # RuntimeError it subclasses.
 _UpdateFinishedTrialError: type[Exception] = getattr(
@@ -142,6 +153,8 @@ class _StudyState:
     # Where the start-up's rungs begin, per length of the longest complete curve, once decided
     # (startup_rung_fraction; the study's stored decision, _STARTUP_RUNGS_KEY).
     startup_rungs: dict[int, float] = field(default_factory=dict)
+    # Whether the source trials were found to mislead this study (_SOURCE_DROPPED_KEY).
+    source_dropped: bool = False
     warned: set[str] = field(default_factory=set)
 
 
@@ -280,12 +293,17 @@ class SRPPruner(BasePruner):
             number). They count less as the study's own accumulate: ``5 x n_startup_trials``
             of them at first, five fewer for each own complete trial, none once the study has
             ``n_startup_trials`` of its own, when it decides as it would without a source (so
-            a misleading one cannot outlast the start-up). A changed search space is normal:
-            a source trial brings its curve and the parameters the study shares, encoded with
-            the study's distributions. Source trials are never the study's best, never written
-            to it, and never enter the median, laggard and top-tenth rules (they may be in
-            other units). A trial that is not complete, multi-objective, without intermediate
-            values or with a non-finite value is skipped with one warning.
+            a misleading one cannot outlast the start-up). A source of another problem is
+            dropped sooner, with one warning: from the study's third complete trial on, models
+            trained on the source alone must put most of its complete trials within 2
+            standard deviations of their final values, from a quarter of the curve (until
+            then the full group trains to the end, to give the check those trials). A changed
+            search space is normal: a source trial brings its curve and the parameters the
+            study shares, encoded with the study's distributions. Source trials are never the
+            study's best, never written to it, and never enter the median, laggard and
+            top-tenth rules (they may be in other units). A trial that is not complete,
+            multi-objective, without intermediate values or with a non-finite value is skipped
+            with one warning.
 
     Raises:
         ValueError: If an argument is out of range.
@@ -372,6 +390,8 @@ class SRPPruner(BasePruner):
 
         state = self._state(study)
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if self._feeds_source_check(study, state, trial, complete):
+            return False
         prediction = self._predict(study, state, trial, complete)
         if prediction is None:
             if self._model_ready(state, complete):
@@ -395,6 +415,28 @@ class SRPPruner(BasePruner):
         if first_fraction is None:
             return False
         return self._rung_prune(study, trial, complete, first_fraction, False)
+
+    def _feeds_source_check(
+        self,
+        study: Study,
+        state: _StudyState,
+        trial: FrozenTrial,
+        complete: Sequence[FrozenTrial],
+    ) -> bool:
+        """Whether ``trial`` is trained to the end for the source check
+        (:meth:`_source_misleads`): until the study has ``_MIN_SOURCE_CHECK_TRIALS`` complete
+        trials, its full group is, as in the start-up without a source. The source's models
+        stop most trials before they complete, so the check would come late: with MetaQNN's
+        curves as the source, a ResNets study had its second complete trial at its 95th, and
+        lost its best run (regret .09 at 100 full trainings against .02 without a source;
+        with the full group fed, .01; docs/benchmarks.md, warm start)."""
+        return (
+            bool(self._source_trials)
+            and self._wrapped_pruner is None
+            and not state.source_dropped
+            and len(complete) < _MIN_SOURCE_CHECK_TRIALS
+            and in_full_group(study, trial, FULL_FRACTION)
+        )
 
     def _rung_prune(
         self,
@@ -540,7 +582,7 @@ class SRPPruner(BasePruner):
                     trials = study.get_trials(deepcopy=False)
                     fit.early_rungs = (early_rung_fraction(trials, sign),)
                 return fit.early_rungs[0]
-        if not self._source_trials:
+        if not self._source_trials or self._state(study).source_dropped:
             return None
         if {name for t in complete for name in t.params} != self._source_params:
             return None
@@ -586,16 +628,21 @@ class SRPPruner(BasePruner):
 
     def _model_ready(self, state: _StudyState, complete: Sequence[FrozenTrial]) -> bool:
         """Whether enough complete trials could be read to fit the models."""
-        if not self._enough(len(complete)):
+        if not self._enough(state, len(complete)):
             return False
         with self._lock:
-            return state.fit is None or self._enough(state.fit.n_readable)
+            return state.fit is None or self._enough(state, state.fit.n_readable)
 
-    def _enough(self, n_own: int) -> bool:
+    def _enough(self, state: _StudyState, n_own: int) -> bool:
         """Whether ``n_own`` readable complete trials of the study's own, with the source trials
         that go with them, are enough to fit on (a best to beat needs one of its own)."""
-        n_source = _n_source_used(len(self._source_trials), n_own, self._n_startup_trials)
-        return n_own >= 1 and n_own + n_source >= self._n_startup_trials
+        return n_own >= 1 and n_own + self._n_source(state, n_own) >= self._n_startup_trials
+
+    def _n_source(self, state: _StudyState, n_own: int) -> int:
+        """How many source trials train the models beside ``n_own`` own complete trials."""
+        if state.source_dropped:
+            return 0
+        return _n_source_used(len(self._source_trials), n_own, self._n_startup_trials)
 
     def _fit_for(self, study: Study) -> _Fit | None:
         """The models currently held for ``study`` (for tests and diagnostics)."""
@@ -610,11 +657,11 @@ class SRPPruner(BasePruner):
     ) -> tuple[float, float, float, int, _Fit] | None:
         """Mean and std (higher is better), the probability of beating the best, the
         checkpoint whose model was used, and the fit it belongs to."""
-        if not self._enough(len(complete)) or trial.last_step is None:
+        if not self._enough(state, len(complete)) or trial.last_step is None:
             return None
         with self._lock:
             fit = self._current_fit(study, state, complete)
-            if not self._enough(fit.n_readable):
+            if not self._enough(state, fit.n_readable):
                 return None  # the trials left out count as not complete
             checkpoint = _nearest_lower(fit.checkpoints, trial.last_step)
             if checkpoint is None:
@@ -709,7 +756,10 @@ class SRPPruner(BasePruner):
         n_own = len(records)
         # The study's own steps: source curves may be longer or numbered otherwise.
         steps = np.unique(np.concatenate([r.steps for r in records] + [np.empty(0, int)]))
-        source = self._source_subset(state, sign, complete, self._max_train_trials - n_own)
+        n_source = min(self._n_source(state, n_own), self._max_train_trials - n_own)
+        source = self._source_subset(state, sign, complete, n_source)
+        if source and self._source_misleads(study, state, sign, records, steps, complete):
+            source = []
         records = records + source
         finals = np.concatenate([finals, [r.final for r in source]]).astype(np.float64)
         with np.errstate(all="ignore"):  # values near the float limits are valid input
@@ -738,19 +788,13 @@ class SRPPruner(BasePruner):
         return fit
 
     def _source_subset(
-        self, state: _StudyState, sign: float, complete: Sequence[FrozenTrial], room: int
+        self, state: _StudyState, sign: float, complete: Sequence[FrozenTrial], n: int
     ) -> list[CurveRecord]:
-        """The source trials that train the models beside ``complete``, as the study sees them.
-
-        Their number fades as the study's own complete trials accumulate
-        (:func:`_n_source_used`); they are taken evenly over the ranking of their final values,
-        so the best and the worst of the source stay represented.
-        """
-        n = min(
-            _n_source_used(len(self._source_trials), len(complete), self._n_startup_trials),
-            max(room, 0),
-        )
-        if n == 0:
+        """``n`` source trials as the study sees them (encoded with the distributions of its
+        ``complete`` trials), taken evenly over the ranking of their final values, so the best
+        and the worst of the source stay represented. How many train the models fades as the
+        study's own complete trials accumulate (:meth:`_n_source`)."""
+        if n <= 0:
             return []
         records = self._source_records.get(sign)
         if records is None:
@@ -762,7 +806,7 @@ class SRPPruner(BasePruner):
                     self._warn_once(
                         state,
                         "source",
-                        f"SRPPruner could not read source trial {t.number} "
+                        f"SRPPruner could not read the source trial with params {t.params} "
                         f"({type(e).__name__}: {e}); it is left out.",
                     )
             records.sort(key=lambda r: -math.inf if r.final is None else r.final)
@@ -774,6 +818,74 @@ class SRPPruner(BasePruner):
         for t in complete:
             distributions.update(t.distributions)
         return [_align_to_study(records[int(i)], distributions) for i in picks]
+
+    def _source_misleads(
+        self,
+        study: Study,
+        state: _StudyState,
+        sign: float,
+        own: Sequence[CurveRecord],
+        steps: np.ndarray,
+        complete: Sequence[FrozenTrial],
+    ) -> bool:
+        """Whether the source trials mislead the study; if so they are dropped for good.
+
+        Models trained on the source alone predict, from a quarter of the study's curve, the
+        final values of the study's own complete trials (``own``, at least
+        ``_MIN_SOURCE_CHECK_TRIALS`` that reached it). If most of them are more than
+        ``_SOURCE_CHECK_Z`` predicted standard deviations off, the source is another problem:
+        models trained on MetaQNN's curves put ResNets runs a median 4.0-6.7 standard
+        deviations off, on a half of the same corpus or another TaskSet task at most 1.4 (3
+        runs, 6 draws; docs/benchmarks.md, warm start). A calibrated source passes the
+        check with probability 0.994 each time it is made, and dropping it only makes the
+        study decide as it would without one. The decision is kept in the study's system
+        attributes, so every worker drops it at once.
+        """
+        if state.source_dropped:
+            return True
+        if _SOURCE_DROPPED_KEY in study._storage.get_study_system_attrs(study._study_id):
+            state.source_dropped = True
+            return True
+        if steps.size == 0:
+            return False
+        checkpoint = int(steps[max(int(steps.size * RUNG_FRACTION), 1) - 1])
+        checked = [
+            r for r in own if r.final is not None and r.steps.size and r.steps[-1] >= checkpoint
+        ]
+        if len(checked) < _MIN_SOURCE_CHECK_TRIALS:
+            return False
+        source = self._source_subset(state, sign, complete, self._n_source(state, 0))
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                finals = np.array([r.final for r in source + checked], dtype=np.float64)
+                target = encode_target(finals)
+                center, scale = robust_center_scale(target[: len(source)])
+                target = (target - center) / scale
+                featurizer = CurveFeaturizer(checkpoint, _MAX_CURVE_POINTS)
+                model = SRMEnsemble(
+                    self._n_estimators,
+                    random_state=self._seed_for_numbers(frozenset(r.number for r in checked)),
+                )
+                model.fit(featurizer.fit_transform(source), target[: len(source)])
+                mean, std = model.predict(featurizer.transform(checked), return_std=True)
+                z = np.abs(target[len(source) :] - mean) / np.maximum(std, _MIN_STANDARDISED_STD)
+        except Exception:  # the check must not break the study; the source stays
+            return False
+        if not float(np.median(z)) > _SOURCE_CHECK_Z:
+            return False
+        state.source_dropped = True
+        study._storage.set_study_system_attr(study._study_id, _SOURCE_DROPPED_KEY, True)
+        self._warn_once(
+            state,
+            "source-dropped",
+            f"SRPPruner no longer uses its source_trials in study {study.study_name!r}: from a "
+            f"quarter of the curve, models trained on them put {len(checked)} of the study's "
+            f"complete trials a median {float(np.median(z)):.1f} standard deviations from "
+            "their final values (more than 2: another problem). The study now decides on its "
+            "own trials, as without a source.",
+        )
+        return True
 
     def _incumbents(
         self, state: _StudyState, complete: Sequence[FrozenTrial], sign: float

@@ -19,6 +19,9 @@ import pytest
 from optuna_srp import SRPPruner
 from optuna_srp._pruner import _complete_quantile
 from optuna_srp._pruner import _n_source_used
+from optuna_srp._rungs import FULL_FRACTION
+from optuna_srp._rungs import FULL_KEY
+from optuna_srp._rungs import in_full_group
 from tests._synthetic import add_complete_trials
 from tests._synthetic import curve
 from tests._synthetic import N_STEPS
@@ -58,7 +61,8 @@ def _add_own(
     seed: int = 3,
     user_attrs: dict[str, float] | None = None,
 ) -> None:
-    """Complete trials of the study's own, near the best configuration (x = 0.7)."""
+    """Complete trials of the study's own, near the best configuration (x = 0.7), trained as
+    its full group: a trial that follows them is not in it, and the models decide on it."""
     rng = np.random.default_rng(seed)
     for x in xs:
         values = curve(x, rng)
@@ -69,6 +73,7 @@ def _add_own(
                 value=values[-1],
                 intermediate_values=dict(enumerate(values, start=1)),
                 user_attrs=user_attrs,
+                system_attrs={FULL_KEY: True},
             )
         )
 
@@ -97,10 +102,11 @@ def test_no_pruning_before_the_study_has_a_complete_trial_of_its_own() -> None:
 def test_a_source_trial_is_never_the_best_nor_written_to_the_study() -> None:
     # Source runs end far higher than the study's: a run above the study's best but below the
     # source's best must be kept, since it would be the study's new best.
+    # Two own trials: with three the source check would find it misleading and drop it.
     boosted = _boosted(_source(40))
     pruner = SRPPruner(n_startup_trials=5, seed=0, source_trials=boosted)
     study = optuna.create_study(direction="maximize", pruner=pruner)
-    add_complete_trials(study, 3, seed=4)
+    _add_own(study, (0.5, 0.4))
     own_best = study.best_value
     study.enqueue_trial({"x": 0.7})
     trial = study.ask()
@@ -112,7 +118,7 @@ def test_a_source_trial_is_never_the_best_nor_written_to_the_study() -> None:
     # the top-tenth rule, which would keep it too had the source's best been the one to beat.
     decision = study.trials[-1].user_attrs["srp:decision"]
     assert decision in ("kept:incumbent", "kept:reached-best")
-    assert len(study.trials) == 4
+    assert len(study.trials) == 3
     assert study.best_value == own_best
 
 
@@ -138,9 +144,9 @@ def test_source_trials_stand_in_for_the_start_up_trials_only() -> None:
 
 
 def test_with_start_up_trials_of_its_own_the_study_decides_as_without_a_source() -> None:
-    # A source whose runs all end far above the study's: while it trains the models it moves
-    # the prediction; once the study has its own n_startup_trials, it must not.
-    source = _boosted(_source(40))
+    # While the source trains the models it moves the prediction; once the study has its own
+    # n_startup_trials, it must not.
+    source = _source(40, seed=11)
     predictions = {}
     for n_startup in (5, 10):
         for name, kwargs in (("source", {"source_trials": source}), ("none", {})):
@@ -325,3 +331,76 @@ def test_source_trials_from_a_storage_and_workers_on_another(tmp_path: object) -
         predictions.append(pruner.predict(study, study.trials[-1]))
     assert predictions[0] is not None
     assert predictions[0] == predictions[1]
+
+
+def _own_study(pruner: SRPPruner, storage: object = None) -> optuna.Study:
+    study = optuna.create_study(
+        storage=storage,  # type: ignore[arg-type]
+        study_name="s",
+        direction="maximize",
+        load_if_exists=True,
+        pruner=pruner,
+    )
+    if not study.trials:
+        add_complete_trials(study, 4, seed=2)
+    return study
+
+
+def test_a_source_from_another_problem_is_dropped_with_one_warning() -> None:
+    # Every source run ends 1.0 higher than the study's: the models it trains put the study's
+    # complete trials many standard deviations off, so the study decides without it.
+    pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=_boosted(_source(40)))
+    study = _own_study(pruner)
+    with pytest.warns(RuntimeWarning, match="no longer uses its source_trials") as record:
+        for x in (0.05, 0.1):
+            trial = _hopeless_trial(study, x=x)
+            assert not trial.should_prune()  # the start-up rule: 4 own trials, no rung yet
+    assert len([w for w in record if "source_trials" in str(w.message)]) == 1
+    assert study._storage.get_study_system_attrs(study._study_id).get("srp:source_dropped")
+    assert pruner.predict(study, study.trials[-1]) is None  # no models from 4 own trials
+
+
+def test_a_source_of_the_same_problem_is_kept() -> None:
+    pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(40))
+    study = _own_study(pruner)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _hopeless_trial(study).should_prune()
+    assert "srp:source_dropped" not in study._storage.get_study_system_attrs(study._study_id)
+    assert pruner.predict(study, study.trials[-1]) is not None
+
+
+def test_every_worker_drops_the_source_once_one_has(tmp_path: object) -> None:
+    # One worker found the source misleading; another, whose own check would keep it (fewer
+    # than three own trials), reads the decision from the storage.
+    journal = optuna.storages.JournalStorage(JournalFileBackend(f"{tmp_path}/j.log"))
+    first = optuna.create_study(storage=journal, study_name="s", direction="maximize")
+    _add_own(first, (0.7, 0.6))
+    first._storage.set_study_system_attr(first._study_id, "srp:source_dropped", True)
+    pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(40))
+    study = optuna.load_study(study_name="s", storage=journal, pruner=pruner)
+    trial = _hopeless_trial(study)
+    assert not trial.should_prune()
+    assert pruner.predict(study, study.trials[-1]) is None
+    # The same study without the stored decision: the source trains the models.
+    fresh = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(40))
+    other = optuna.create_study(direction="maximize", pruner=fresh)
+    _add_own(other, (0.7, 0.6))
+    assert _hopeless_trial(other).should_prune()
+
+
+def test_the_full_group_trains_to_the_end_until_the_source_can_be_checked() -> None:
+    # The source's models would stop a hopeless run at once; while the study has fewer than
+    # three complete trials, a run of its full group goes on so that the check gets them.
+    pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(40))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 2, seed=2)
+    first = _hopeless_trial(study)
+    assert not first.should_prune()
+    assert study.trials[-1].system_attrs[FULL_KEY] is True
+    assert pruner.predict(study, study.trials[-1]) is not None  # the models were ready
+    study.tell(first, state=TrialState.FAIL)
+    add_complete_trials(study, 1, seed=3)
+    second = _hopeless_trial(study)
+    assert in_full_group(study, study.trials[-1], FULL_FRACTION)  # in it, but checked now
+    assert second.should_prune()
