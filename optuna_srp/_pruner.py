@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import dataclasses
 from dataclasses import dataclass
 from dataclasses import field
+import hashlib
 import math
 import sys
 import threading
@@ -53,8 +54,9 @@ ATTR_PREFIX = "srp:"
 # system attributes once a worker has decided.
 _STARTUP_RUNGS_KEY = "srp:startup_rungs@{}"
 # Set in the study's system attributes once the source trials are found to mislead the study
-# (see _source_misleads): every worker then decides without them.
-_SOURCE_DROPPED_KEY = "srp:source_dropped"
+# (see _source_misleads): every worker then decides without them. Keyed by a fingerprint of the
+# source, so that a restart with another source checks that one afresh.
+_SOURCE_DROPPED_KEY = "srp:source_dropped@{}"
 # The source check: with at least this many complete trials of the study's own, the source's
 # models must put most of them within this many standard deviations of their final values.
 # For a calibrated model, a majority of 3 outside 2 standard deviations happens with
@@ -293,11 +295,12 @@ class SRPPruner(BasePruner):
             number). They count less as the study's own accumulate: ``5 x n_startup_trials``
             of them at first, five fewer for each own complete trial, none once the study has
             ``n_startup_trials`` of its own, when it decides as it would without a source (so
-            a misleading one cannot outlast the start-up). A source of another problem is
-            dropped sooner, with one warning: from the study's third complete trial on, models
-            trained on the source alone must put most of its complete trials within 2
-            standard deviations of their final values, from a quarter of the curve (until
-            then the full group trains to the end, to give the check those trials). A changed
+            a misleading one cannot outlast the start-up). A source whose models miss the
+            study's runs is dropped sooner, with one warning: from the study's third complete
+            trial on, models trained on the source alone must put most of its complete trials
+            within 2 standard deviations of their final values, from a quarter of the curve
+            (until then the full group trains to the end, to give the check those trials). The
+            source must have the study's direction (a trial does not carry it). A changed
             search space is normal: a source trial brings its curve and the parameters the
             study shares, encoded with the study's distributions. Source trials are never the
             study's best, never written to it, and never enter the median, laggard and
@@ -352,6 +355,7 @@ class SRPPruner(BasePruner):
         self._extra_features = extra_features
         self._max_train_trials = max_train_trials
         self._source_trials = _usable_source_trials(source_trials)
+        self._source_dropped_key = _SOURCE_DROPPED_KEY.format(_digest(self._source_trials))
         # The source trials as records, per orientation (built at first use).
         self._source_records: dict[float, list[CurveRecord]] = {}
         # Where the rungs begin on the source's evidence, per orientation (None: no rungs), and
@@ -843,7 +847,7 @@ class SRPPruner(BasePruner):
         """
         if state.source_dropped:
             return True
-        if _SOURCE_DROPPED_KEY in study._storage.get_study_system_attrs(study._study_id):
+        if self._source_dropped_key in study._storage.get_study_system_attrs(study._study_id):
             state.source_dropped = True
             return True
         if steps.size == 0:
@@ -875,15 +879,16 @@ class SRPPruner(BasePruner):
         if not float(np.median(z)) > _SOURCE_CHECK_Z:
             return False
         state.source_dropped = True
-        study._storage.set_study_system_attr(study._study_id, _SOURCE_DROPPED_KEY, True)
+        study._storage.set_study_system_attr(study._study_id, self._source_dropped_key, True)
         self._warn_once(
             state,
             "source-dropped",
-            f"SRPPruner no longer uses its source_trials in study {study.study_name!r}: from a "
-            f"quarter of the curve, models trained on them put {len(checked)} of the study's "
-            f"complete trials a median {float(np.median(z)):.1f} standard deviations from "
-            "their final values (more than 2: another problem). The study now decides on its "
-            "own trials, as without a source.",
+            f"SRPPruner dropped its source_trials in study {study.study_name!r}: a model "
+            "trained only on them, predicting from the first quarter of each curve, was off "
+            f"by a median {float(np.median(z)):.1f} standard deviations (limit "
+            f"{_SOURCE_CHECK_Z:g}) on the study's {len(checked)} complete trials, so they do "
+            "not describe this study. Pruning now uses only the study's own trials, as "
+            f"without a source (study system attribute {self._source_dropped_key!r}).",
         )
         return True
 
@@ -1182,6 +1187,16 @@ def _usable_source_trials(
             stacklevel=3,
         )
     return tuple(usable)
+
+
+def _digest(trials: Sequence[FrozenTrial]) -> str:
+    """A short fingerprint of ``trials``, whatever their order: the same in every worker that
+    passes the same trials, another for another set."""
+    rows = sorted(
+        repr((sorted(t.params.items()), t.value, sorted(t.intermediate_values.items())))
+        for t in trials
+    )
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:12]
 
 
 def _n_source_used(n_source: int, n_own: int, n_startup_trials: int) -> int:

@@ -351,12 +351,15 @@ def test_a_source_from_another_problem_is_dropped_with_one_warning() -> None:
     # complete trials many standard deviations off, so the study decides without it.
     pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=_boosted(_source(40)))
     study = _own_study(pruner)
-    with pytest.warns(RuntimeWarning, match="no longer uses its source_trials") as record:
+    with pytest.warns(RuntimeWarning, match="dropped its source_trials") as record:
         for x in (0.05, 0.1):
             trial = _hopeless_trial(study, x=x)
             assert not trial.should_prune()  # the start-up rule: 4 own trials, no rung yet
     assert len([w for w in record if "source_trials" in str(w.message)]) == 1
-    assert study._storage.get_study_system_attrs(study._study_id).get("srp:source_dropped")
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert [k for k in attrs if k.startswith("srp:source_dropped@")] == [
+        pruner._source_dropped_key
+    ]
     assert pruner.predict(study, study.trials[-1]) is None  # no models from 4 own trials
 
 
@@ -366,7 +369,8 @@ def test_a_source_of_the_same_problem_is_kept() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _hopeless_trial(study).should_prune()
-    assert "srp:source_dropped" not in study._storage.get_study_system_attrs(study._study_id)
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert not any(k.startswith("srp:source_dropped") for k in attrs)
     assert pruner.predict(study, study.trials[-1]) is not None
 
 
@@ -376,12 +380,17 @@ def test_every_worker_drops_the_source_once_one_has(tmp_path: object) -> None:
     journal = optuna.storages.JournalStorage(JournalFileBackend(f"{tmp_path}/j.log"))
     first = optuna.create_study(storage=journal, study_name="s", direction="maximize")
     _add_own(first, (0.7, 0.6))
-    first._storage.set_study_system_attr(first._study_id, "srp:source_dropped", True)
-    pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(40))
+    dropped = SRPPruner(source_trials=_source(40))._source_dropped_key
+    first._storage.set_study_system_attr(first._study_id, dropped, True)
+    pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(40)[::-1])
     study = optuna.load_study(study_name="s", storage=journal, pruner=pruner)
     trial = _hopeless_trial(study)
     assert not trial.should_prune()
     assert pruner.predict(study, study.trials[-1]) is None
+    # A restart with another source checks that one afresh.
+    other_source = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(40, seed=11))
+    restarted = optuna.load_study(study_name="s", storage=journal, pruner=other_source)
+    assert other_source.predict(restarted, restarted.trials[-1]) is not None
     # The same study without the stored decision: the source trains the models.
     fresh = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(40))
     other = optuna.create_study(direction="maximize", pruner=fresh)
