@@ -586,7 +586,8 @@ class SRPPruner(BasePruner):
                     trials = study.get_trials(deepcopy=False)
                     fit.early_rungs = (early_rung_fraction(trials, sign),)
                 return fit.early_rungs[0]
-        if not self._source_trials or self._state(study).source_dropped:
+        # A dropped source never gets here: the models then wait for n_startup_trials own ones.
+        if not self._source_trials:
             return None
         if {name for t in complete for name in t.params} != self._source_params:
             return None
