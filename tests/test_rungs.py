@@ -17,6 +17,7 @@ import pytest
 
 from optuna_srp import SRPPruner
 import optuna_srp._pruner
+from optuna_srp._rungs import _best_complete
 from optuna_srp._rungs import early_rung_fraction
 from optuna_srp._rungs import FULL_KEY
 from optuna_srp._rungs import RUNG_FRACTION
@@ -500,3 +501,17 @@ def test_every_worker_keeps_the_first_start_up_decision_in_storage() -> None:
     # A second worker (a fresh pruner) keeps the first decision.
     study.pruner = SRPPruner(n_startup_trials=10)
     assert _rung_decisions(study, [0.9, 0.8], steps=[1]) == [False, True]
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_the_best_complete_trials_rank_ties_by_trial_order(sign: float) -> None:
+    # LCBench's and MetaQNN's accuracies tie often; which tied run counts as the best decides
+    # whether the rungs' evidence passes, so ties must go one fixed way (the later trial).
+    values = [0.5, 0.9, float("inf"), 0.9, 0.7]  # Optuna refuses a NaN value, not inf
+    trials = [
+        optuna.trial.create_trial(value=sign * v, intermediate_values={1: sign * v})
+        for v in values
+    ]
+    assert _best_complete(trials, sign, 1) == [3]
+    assert _best_complete(trials, sign, 3) == [3, 1, 4]
+    assert _best_complete(trials, sign, 5)[-1] == 2  # not finite, even +inf: last
