@@ -39,6 +39,7 @@ from optuna_srp._rungs import FULL_FRACTION
 from optuna_srp._rungs import in_full_group
 from optuna_srp._rungs import RUNG_FRACTION
 from optuna_srp._rungs import rung_stops
+from optuna_srp._rungs import startup_first_rung
 from optuna_srp._rungs import startup_rung_fraction
 
 
@@ -248,10 +249,13 @@ class SRPPruner(BasePruner):
             from; at least 2). Before, the start-up rule decides: at a quarter of the curve
             (by position in the longest complete curve's reports) a trial goes on if its value
             is in the top quarter of the values all trials had there, as in
-            :class:`~optuna.pruners.SuccessiveHalvingPruner`. Once the first 12 trials that
-            reached the quarter ranked there as they had at a 256th, a 64th or a 16th of the
-            curve (rank correlation at least 0.9, the best complete trial in the top quarter
-            there too), the rungs begin there and go every 4x up to the quarter. A full group
+            :class:`~optuna.pruners.SuccessiveHalvingPruner`; until the first 12 trials that
+            reached the quarter have shown where ranks settle, every other trial (the
+            odd-numbered ones) meets rungs from its first report instead, as Hyperband hedges
+            between brackets. Once those 12 ranked at the quarter as they had at a 256th, a
+            64th or a 16th of the curve (rank correlation at least 0.9, the best complete trial
+            in the top quarter there too), the rungs begin there for every trial and go every
+            4x up to the quarter; otherwise every trial meets the quarter's. A full group
             holding a quarter of the steps skips the rungs and is trained to the end, to feed
             the models complete curves, slow starters included (the paper's fast-Hyperband
             trains part of each bracket fully). Such a stop is stored as ``srp:decision`` =
@@ -402,9 +406,13 @@ class SRPPruner(BasePruner):
                 return False
             if self._wrapped_pruner is not None:
                 return self._wrapped_pruner.prune(study, trial)
-            return self._rung_prune(
-                study, trial, complete, self._startup_rungs(study, state, complete), True
-            )
+            first_fraction = self._startup_rungs(study, state, complete)
+            placed = "where the first trials ranked as at a quarter"
+            if first_fraction is None:
+                first_fraction = startup_first_rung(study, trial)
+                placed = "the early bracket: every other trial, until the first trials show "
+                placed += "where ranks settle"
+            return self._rung_prune(study, trial, complete, first_fraction, placed)
         mean, std, probability, decision_step, fit = prediction
         decision = self._decide(study, state, fit, trial, probability, decision_step)
         self._write_attrs(
@@ -418,7 +426,7 @@ class SRPPruner(BasePruner):
         first_fraction = self._early_rungs(study, fit, complete)
         if first_fraction is None:
             return False
-        return self._rung_prune(study, trial, complete, first_fraction, False)
+        return self._rung_prune(study, trial, complete, first_fraction, None)
 
     def _feeds_source_check(
         self,
@@ -448,15 +456,16 @@ class SRPPruner(BasePruner):
         trial: FrozenTrial,
         complete: Sequence[FrozenTrial],
         first_fraction: float,
-        prediction_free: bool,
+        startup: str | None,
     ) -> bool:
         """The rungs (:func:`rung_stops`), with the decision written to the trial
-        (``prediction_free``: the start-up's rungs, before the models are ready)."""
+        (``startup``: None beside the models, else why the start-up's rungs begin where they
+        do, before the models are ready)."""
         try:
             if not rung_stops(study, trial, complete, _sign(study), first_fraction):
                 return False
             step = trial.last_step
-            if prediction_free:
+            if startup is not None:
                 fit = self._state(study).fit
                 if fit is not None and len(complete) >= self._n_startup_trials:
                     # The models could not read enough of them (e.g. extra_features failed).
@@ -470,10 +479,7 @@ class SRPPruner(BasePruner):
                         "for the models"
                     )
                 if first_fraction < RUNG_FRACTION:
-                    why += (
-                        f"; rungs from 1/{round(1 / first_fraction)} of the curve, where the "
-                        "first trials ranked as at a quarter"
-                    )
+                    why += f"; rungs from 1/{round(1 / first_fraction)} of the curve, {startup}"
             else:
                 why = (
                     f"rungs from 1/{round(1 / first_fraction)} of the curve, where the best "
@@ -536,19 +542,19 @@ class SRPPruner(BasePruner):
 
     def _startup_rungs(
         self, study: Study, state: _StudyState, complete: Sequence[FrozenTrial]
-    ) -> float:
-        """Where the start-up's rungs begin (:func:`startup_rung_fraction`): at a quarter until
-        the first trials that reached it show that ranks settle earlier."""
+    ) -> float | None:
+        """Where the start-up's rungs begin (:func:`startup_rung_fraction`), once the first
+        trials that reached the quarter have shown where ranks settle; None before."""
         longest = max((len(t.intermediate_values) for t in complete), default=0)
         if longest == 0:
-            return RUNG_FRACTION
+            return None
         with self._lock:
             fraction = state.startup_rungs.get(longest)
         if fraction is None:
             trials = study.get_trials(deepcopy=False)
             fraction = startup_rung_fraction(trials, longest, _sign(study))
             if fraction is None:
-                return RUNG_FRACTION
+                return None
             # The first decision in the study's storage holds for every worker: a worker that
             # decides later can see another first 12 (a lower-numbered trial that reached the
             # quarter late) and would screen with other rungs.

@@ -18,6 +18,7 @@ import pytest
 from optuna_srp import SRPPruner
 import optuna_srp._pruner
 from optuna_srp._rungs import _best_complete
+from optuna_srp._rungs import EARLY_BRACKET_KEY
 from optuna_srp._rungs import early_rung_fraction
 from optuna_srp._rungs import FULL_KEY
 from optuna_srp._rungs import RUNG_FRACTION
@@ -73,10 +74,13 @@ def _rung_decisions(
     study: optuna.Study, values: Any, full: bool = False, steps: Any = None, sign: float = 1.0
 ) -> list[bool]:
     """Each value is one trial's flat curve up to the rung; should_prune() there, which must
-    be False before it."""
+    be False before it. Each trial is even-numbered: until the first trials show where ranks
+    settle, the odd-numbered ones meet the start-up's early bracket (its own tests below)."""
     steps = list(range(1, RUNG + 1)) if steps is None else list(steps)
     decisions = []
     for v in values:
+        if len(study.trials) % 2 == 1:
+            study.tell(study.ask(), state=TrialState.FAIL)
         trial = study.ask({"x": FloatDistribution(0, 1)})
         study._storage.set_trial_system_attr(trial._trial_id, FULL_KEY, full)
         for step in steps[:-1]:
@@ -159,10 +163,21 @@ def test_the_full_group_holds_a_quarter_of_the_steps_and_completes() -> None:
     assert all(t.state == TrialState.COMPLETE for t in full)
     rung_group = [t for t in study.trials if t not in full]
     assert any(t.state == TrialState.PRUNED for t in rung_group)
-    # Stopped at the quarter rung: the synthetic runs rank alike early, but the best complete
-    # one started slowly, so the start-up's rungs do not move earlier.
-    stopped_at = {len(t.intermediate_values) for t in rung_group if t.state != TrialState.COMPLETE}
-    assert stopped_at == {RUNG}
+
+    # The quarter's bracket is stopped at the quarter rung: the synthetic runs rank alike
+    # early, but the best complete one started slowly, so the start-up's rungs do not move
+    # earlier. Until that was shown, the early bracket met a rung at the first report too.
+    def stopped_at(early: bool) -> set[int]:
+        return {
+            len(t.intermediate_values)
+            for t in rung_group
+            if t.state != TrialState.COMPLETE
+            and bool(t.system_attrs.get(EARLY_BRACKET_KEY)) == early
+        }
+
+    assert stopped_at(False) == {RUNG}
+    assert 1 in stopped_at(True) and stopped_at(True) <= {1, RUNG}
+    assert all(t.number % 2 == 1 for t in rung_group if t.system_attrs.get(EARLY_BRACKET_KEY))
     total = sum(len(t.intermediate_values) for t in study.trials)
     # Each joins while the group is at most its share; the last can overshoot by one curve.
     assert abs(_share_of_full_steps(study) - 0.25) <= N_STEPS / total
@@ -230,7 +245,9 @@ def test_with_source_trials_the_models_decide_from_the_first_own_complete_trial(
     _rung_decisions(study, [0.9, 0.8])
     decisions = [t.user_attrs.get("srp:decision") for t in study.trials[2:]]
     assert "pruned:rung" not in decisions
-    assert all("srp:probability" in t.user_attrs for t in study.trials[2:])
+    assert all(
+        "srp:probability" in t.user_attrs for t in study.trials[2:] if t.intermediate_values
+    )
 
 
 def _source(finals: Any, slow: Any = (), n_steps: int = 64, name: str = "x") -> list[FrozenTrial]:
@@ -305,7 +322,9 @@ def test_a_source_of_the_same_search_space_screens_at_its_early_rung(
     study = _study(source_trials=source)
     # Two trials at the first report (a rung there, from the source): the second is behind.
     _rung_decisions(study, [0.9, 0.8], steps=[1])
-    decisions = [t.user_attrs.get("srp:decision") for t in study.trials[2:]]
+    decisions = [
+        t.user_attrs.get("srp:decision") for t in study.trials[2:] if t.intermediate_values
+    ]
     assert (decisions[1] == "pruned:rung") is rung, decisions
     assert decisions[0] != "pruned:rung"
 
@@ -332,7 +351,8 @@ def test_once_the_models_are_ready_the_study_s_own_best_runs_place_the_rungs(
     # Both are far above every complete trial at the first report: the models and the median
     # rule keep them; a rung there (where the five best led) stops the second.
     _rung_decisions(study, [0.9, 0.8], steps=[1])
-    decisions = [t.user_attrs.get("srp:decision") for t in study.trials[-2:]]
+    decisions = [t.user_attrs.get("srp:decision") for t in study.trials if t.intermediate_values]
+    decisions = decisions[-2:]
     assert decisions[0] != "pruned:rung"
     assert (decisions[1] == "pruned:rung") is rung, decisions
     if rung:
@@ -455,6 +475,45 @@ def test_before_the_models_the_first_trials_ranks_move_the_rungs(settled: bool) 
         reason = study.trials[-1].user_attrs["srp:reason"]
         assert reason.startswith("pruned at step 1: not in the top quarter")
         assert "where the first trials ranked as at a quarter" in reason
+
+
+def test_until_the_first_ranks_are_known_every_other_trial_meets_rungs_from_the_first_report() -> (
+    None
+):
+    study = _study()  # 2 complete trials of 20 reports; nothing reached the quarter yet
+    decisions = {}
+    for number, value in [(2, 0.9), (3, 0.95), (4, 0.1), (5, 0.1), (6, 0.1), (7, 0.1)]:
+        trial = study.ask({"x": FloatDistribution(0, 1)})
+        assert trial.number == number
+        study._storage.set_trial_system_attr(trial._trial_id, FULL_KEY, False)
+        trial.report(value, 1)
+        decisions[number] = trial.should_prune()
+        study.tell(trial, state=TrialState.PRUNED if decisions[number] else TrialState.FAIL)
+    # The odd-numbered ones meet a rung at the first report (the first there goes on; the
+    # later ones are behind it); the even-numbered ones only the quarter's.
+    assert decisions == {2: False, 3: False, 4: False, 5: True, 6: False, 7: True}
+    trials = study.trials
+    assert [n for n in decisions if trials[n].system_attrs.get(EARLY_BRACKET_KEY)] == [3, 5, 7]
+    reason = trials[5].user_attrs["srp:reason"]
+    assert reason.startswith("pruned at step 1: not in the top quarter")
+    assert "the early bracket" in reason
+    # A trial in the full group never meets it.
+    study.tell(study.ask(), state=TrialState.FAIL)
+    trial = study.ask({"x": FloatDistribution(0, 1)})
+    assert trial.number % 2 == 1
+    study._storage.set_trial_system_attr(trial._trial_id, FULL_KEY, True)
+    trial.report(0.0, 1)
+    assert not trial.should_prune()
+    assert not study.trials[-1].system_attrs.get(EARLY_BRACKET_KEY)
+
+
+def test_the_early_bracket_is_no_evidence_for_the_start_up_rungs() -> None:
+    # Screened before the quarter, its trials would show ranks that settle early whatever
+    # the curves do; without them 11 trials reached the quarter, one short.
+    trials = _partial(SETTLED)
+    assert startup_rung_fraction(trials, 64, 1.0) == 1 / 256
+    trials[4].system_attrs[EARLY_BRACKET_KEY] = True
+    assert startup_rung_fraction(trials, 64, 1.0) is None
 
 
 def test_a_start_up_stop_says_when_the_models_could_not_read_the_complete_trials() -> None:
