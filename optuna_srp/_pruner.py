@@ -409,7 +409,10 @@ class SRPPruner(BasePruner):
             first_fraction = self._startup_rungs(study, state, complete)
             placed = "where the first trials ranked as at a quarter"
             if first_fraction is None:
-                first_fraction = startup_first_rung(study, trial)
+                try:
+                    first_fraction = startup_first_rung(study, trial)
+                except _UpdateFinishedTrialError:
+                    return False  # another worker (e.g. a heartbeat check) has finished it
                 placed = "the early bracket: every other trial, until the first trials show "
                 placed += "where ranks settle"
             return self._rung_prune(study, trial, complete, first_fraction, placed)

@@ -574,3 +574,15 @@ def test_the_best_complete_trials_rank_ties_by_trial_order(sign: float) -> None:
     assert _best_complete(trials, sign, 1) == [3]
     assert _best_complete(trials, sign, 3) == [3, 1, 4]
     assert _best_complete(trials, sign, 5)[-1] == 2  # not finite, even +inf: last
+
+
+def test_a_trial_another_process_finished_before_its_bracket_is_not_pruned() -> None:
+    # A heartbeat check fails the trial between its report and its first check: its bracket
+    # cannot be written, and the check says "go on" instead of raising.
+    study = _study()
+    study.tell(study.ask(), state=TrialState.FAIL)
+    trial = study.ask({"x": FloatDistribution(0, 1)})
+    assert trial.number % 2 == 1
+    trial.report(0.1, 1)
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    assert trial.should_prune() is False
