@@ -37,6 +37,7 @@ from optuna_srp._model import SRMEnsemble
 from optuna_srp._rungs import early_rung_fraction
 from optuna_srp._rungs import FULL_FRACTION
 from optuna_srp._rungs import in_full_group
+from optuna_srp._rungs import report_index
 from optuna_srp._rungs import RUNG_FRACTION
 from optuna_srp._rungs import rung_stops
 from optuna_srp._rungs import startup_first_rung
@@ -413,8 +414,10 @@ class SRPPruner(BasePruner):
                     first_fraction = startup_first_rung(study, trial)
                 except _UpdateFinishedTrialError:
                     return False  # another worker (e.g. a heartbeat check) has finished it
-                placed = "the early bracket: every other trial, until the first trials show "
-                placed += "where ranks settle"
+                placed = (
+                    "the early bracket: every other trial, until the first trials show where "
+                    "ranks settle"
+                )
             return self._rung_prune(study, trial, complete, first_fraction, placed)
         mean, std, probability, decision_step, fit = prediction
         decision = self._decide(study, state, fit, trial, probability, decision_step)
@@ -855,14 +858,14 @@ class SRPPruner(BasePruner):
         study decide as it would without one. The decision is kept in the study's system
         attributes, so every worker drops it at once.
         """
-        if state.source_dropped:
-            return True
+        # Once dropped, _n_source is 0 and no source reaches this check: only another worker's
+        # drop, in the storage, is news here.
         if self._source_dropped_key in study._storage.get_study_system_attrs(study._study_id):
             state.source_dropped = True
             return True
         if steps.size == 0:
             return False
-        checkpoint = int(steps[max(int(steps.size * RUNG_FRACTION), 1) - 1])
+        checkpoint = int(steps[report_index(steps.size, RUNG_FRACTION)])
         checked = [
             r for r in own if r.final is not None and r.steps.size and r.steps[-1] >= checkpoint
         ]

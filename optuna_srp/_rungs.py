@@ -44,9 +44,6 @@ if TYPE_CHECKING:
 # hopeless), decided at its first check and kept in its system attributes so that every worker
 # agrees.
 FULL_KEY = "srp:full"
-# Set on a trial that met the start-up's early bracket (startup_first_rung): it was screened
-# before the quarter, so it is not evidence of how ranks there relate to ranks earlier.
-EARLY_BRACKET_KEY = "srp:early_bracket"
 # The value (higher is better; None if not finite) a trial had at the rung at a step: keyed by
 # the step, so that only values at the same step compete when the rungs move.
 _RUNG_KEY = "srp:rung@{}"
@@ -79,6 +76,13 @@ _N_RANKED = 12
 _MIN_RANK_CORRELATION = 0.9
 
 
+def report_index(n_reports: int, fraction: float) -> int:
+    """The index, among ``n_reports`` reports, of the report at ``fraction`` of the curve:
+    by position, never before the first, so that rungs and checkpoints do not depend on step
+    numbering or units."""
+    return max(int(n_reports * fraction), 1) - 1
+
+
 def in_full_group(study: Study, trial: FrozenTrial, full_fraction: float) -> bool:
     """Whether ``trial`` is in the full group: skips the rungs and is trained to the end unless
     the models call it hopeless.
@@ -108,19 +112,18 @@ def startup_first_rung(study: Study, trial: FrozenTrial) -> float:
 
     Odd-numbered trials outside the full group meet the early bracket, rungs from the first
     report (the earliest that the evidence could choose); the others, the rung at a quarter.
-    The number decides, so every worker agrees without a write. Like Hyperband, it hedges
-    between brackets it cannot rank in advance, but it gives them equal numbers of trials,
-    not equal budgets. With equal budgets the early bracket took most trials, and LSTM and
-    LCBench balanced lost more than TaskSet gained. With the early bracket against the quarter
-    alone (random sampler, 11 corpora), summed regret fell on each set of 10 orderings: 6.89
-    against 7.45, 7.57 against 7.78, 6.67 against 7.34, most of it at 10 full trainings. With
-    TPE it fell from 6.08 to 5.05. The best was kept in 400 of 440 fixed-trial replays, with
-    and without (docs/benchmarks.md, issue 17).
+    The number decides, so every worker agrees without a write, and the rung values a trial
+    recorded show afterwards that it met the bracket (:func:`startup_rung_fraction`). Like
+    Hyperband, it hedges between brackets it cannot rank in advance, but it gives them equal
+    numbers of trials, not equal budgets. With equal budgets the early bracket took most
+    trials, and LSTM and LCBench balanced lost more than TaskSet gained. With the early bracket
+    against the quarter alone (random sampler, 11 corpora), summed regret fell on each set of
+    10 orderings: 6.89 against 7.45, 7.57 against 7.78, 6.67 against 7.34, most of it at 10
+    full trainings. With TPE it fell from 6.08 to 5.05. The best was kept in 400 of 440
+    fixed-trial replays, with and without (docs/benchmarks.md, issue 17).
     """
     if trial.number % 2 == 0 or in_full_group(study, trial, FULL_FRACTION):
         return RUNG_FRACTION
-    if not trial.system_attrs.get(EARLY_BRACKET_KEY):
-        study._storage.set_trial_system_attr(trial._trial_id, EARLY_BRACKET_KEY, True)
     return _EARLY_FRACTIONS[0]
 
 
@@ -183,9 +186,9 @@ def rung_steps(
     rungs: list[int] = []
     fraction = first_fraction
     while fraction <= RUNG_FRACTION * (1 + 1e-9):
-        position = max(int(len(steps) * fraction), 1)
-        if position < len(steps) and (not rungs or steps[position - 1] > rungs[-1]):
-            rungs.append(steps[position - 1])
+        index = report_index(len(steps), fraction)
+        if index < len(steps) - 1 and (not rungs or steps[index] > rungs[-1]):
+            rungs.append(steps[index])
         fraction *= REDUCTION_FACTOR
     return rungs
 
@@ -209,7 +212,7 @@ def early_rung_fraction(trials: Sequence[FrozenTrial], sign: float) -> float | N
     if len(top) < _N_TOP:
         return None
     for fraction in _EARLY_FRACTIONS:
-        position = max(int(longest * fraction), 1) - 1
+        position = report_index(longest, fraction)
         reported = sum(c.size > position for c in curves)
         if reported >= 4 * _N_TOP and _led(curves, top, position):
             return fraction
@@ -222,23 +225,22 @@ def startup_rung_fraction(
     """Where the start-up's rungs begin, as a fraction of the curve (``trials``: the study's
     trials, any state; ``longest``: the number of reports of its longest complete curve).
 
-    The first ``_N_RANKED`` trials (by number) that reported at the quarter rung, outside
-    the early bracket (:func:`startup_first_rung`: nothing screened them before it), are the
-    evidence: it is the earliest of a 256th, a 64th and a 16th at which the ranks of their
-    values had a rank (Spearman) correlation of at least ``_MIN_RANK_CORRELATION`` with the
-    ranks of their values at the quarter, so that an earlier rung stops mostly the trials that
-    the quarter rung would stop, and at which the best complete trial was in the top quarter of
-    the trials that reported there; the quarter at none of them, and None (undecided) while
-    fewer trials reported at the quarter. Unlike :func:`early_rung_fraction` it needs no
-    complete trial but the one that places the rungs, and it says nothing about what happens
-    after the quarter.
+    The first ``_N_RANKED`` trials (by number) that reported at the quarter rung and met no
+    rung before it (not the early bracket's, :func:`startup_first_rung`) are the evidence: it
+    is the earliest of a 256th, a 64th and a 16th at which the ranks of their values had a rank
+    (Spearman) correlation of at least ``_MIN_RANK_CORRELATION`` with the ranks of their values
+    at the quarter, so that an earlier rung stops mostly the trials that the quarter rung would
+    stop, and at which the best complete trial was in the top quarter of the trials that
+    reported there; the quarter at none of them, and None (undecided) while fewer trials
+    reported at the quarter. Unlike :func:`early_rung_fraction` it needs no complete trial but
+    the one that places the rungs, and it says nothing about what happens after the quarter.
     """
-    quarter = max(int(longest * RUNG_FRACTION), 1) - 1
+    quarter = report_index(longest, RUNG_FRACTION)
     ranked = sorted(
         (
             i
             for i, t in enumerate(trials)
-            if len(t.intermediate_values) > quarter and not t.system_attrs.get(EARLY_BRACKET_KEY)
+            if len(t.intermediate_values) > quarter and not _screened_before(t, quarter)
         ),
         key=lambda i: trials[i].number,
     )[:_N_RANKED]
@@ -248,7 +250,7 @@ def startup_rung_fraction(
     at_quarter = [curves[i][quarter] for i in ranked]
     best = _best_complete(trials, sign, 1)
     for fraction in _EARLY_FRACTIONS:
-        position = max(int(longest * fraction), 1) - 1
+        position = report_index(longest, fraction)
         if position >= quarter:
             break
         early = [curves[i][position] for i in ranked]
@@ -259,6 +261,17 @@ def startup_rung_fraction(
         ):
             return fraction
     return RUNG_FRACTION
+
+
+def _screened_before(trial: FrozenTrial, index: int) -> bool:
+    """Whether ``trial`` met a rung before its report at ``index`` (the early bracket's, or
+    rungs that began earlier): its rank there was then selected, so it is no evidence of how
+    ranks there relate to ranks earlier."""
+    at_index = sorted(trial.intermediate_values)[index]
+    prefix = _RUNG_KEY.format("")
+    return any(
+        key.startswith(prefix) and int(key[len(prefix) :]) < at_index for key in trial.system_attrs
+    )
 
 
 def _best_complete(trials: Sequence[FrozenTrial], sign: float, n: int) -> list[int]:

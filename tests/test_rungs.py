@@ -18,7 +18,6 @@ import pytest
 from optuna_srp import SRPPruner
 import optuna_srp._pruner
 from optuna_srp._rungs import _best_complete
-from optuna_srp._rungs import EARLY_BRACKET_KEY
 from optuna_srp._rungs import early_rung_fraction
 from optuna_srp._rungs import FULL_KEY
 from optuna_srp._rungs import RUNG_FRACTION
@@ -33,6 +32,9 @@ from tests._synthetic import objective
 
 Direction = Literal["minimize", "maximize"]
 RUNG = N_STEPS // 4  # the rung's position in the 20-step curves
+# The rung value a trial records at the first report: only the early bracket's trials meet
+# a rung there while the start-up is undecided.
+EARLY_RUNG_KEY = "srp:rung@1"
 
 
 def _complete(steps: Any, number: int = 0) -> FrozenTrial:
@@ -171,13 +173,12 @@ def test_the_full_group_holds_a_quarter_of_the_steps_and_completes() -> None:
         return {
             len(t.intermediate_values)
             for t in rung_group
-            if t.state != TrialState.COMPLETE
-            and bool(t.system_attrs.get(EARLY_BRACKET_KEY)) == early
+            if t.state != TrialState.COMPLETE and (EARLY_RUNG_KEY in t.system_attrs) == early
         }
 
     assert stopped_at(False) == {RUNG}
     assert 1 in stopped_at(True) and stopped_at(True) <= {1, RUNG}
-    assert all(t.number % 2 == 1 for t in rung_group if t.system_attrs.get(EARLY_BRACKET_KEY))
+    assert all(t.number % 2 == 1 for t in rung_group if EARLY_RUNG_KEY in t.system_attrs)
     total = sum(len(t.intermediate_values) for t in study.trials)
     # Each joins while the group is at most its share; the last can overshoot by one curve.
     assert abs(_share_of_full_steps(study) - 0.25) <= N_STEPS / total
@@ -493,7 +494,7 @@ def test_until_the_first_ranks_are_known_every_other_trial_meets_rungs_from_the_
     # later ones are behind it); the even-numbered ones only the quarter's.
     assert decisions == {2: False, 3: False, 4: False, 5: True, 6: False, 7: True}
     trials = study.trials
-    assert [n for n in decisions if trials[n].system_attrs.get(EARLY_BRACKET_KEY)] == [3, 5, 7]
+    assert [n for n in decisions if EARLY_RUNG_KEY in trials[n].system_attrs] == [3, 5, 7]
     reason = trials[5].user_attrs["srp:reason"]
     assert reason.startswith("pruned at step 1: not in the top quarter")
     assert "the early bracket" in reason
@@ -504,15 +505,16 @@ def test_until_the_first_ranks_are_known_every_other_trial_meets_rungs_from_the_
     study._storage.set_trial_system_attr(trial._trial_id, FULL_KEY, True)
     trial.report(0.0, 1)
     assert not trial.should_prune()
-    assert not study.trials[-1].system_attrs.get(EARLY_BRACKET_KEY)
+    assert EARLY_RUNG_KEY not in study.trials[-1].system_attrs
 
 
 def test_the_early_bracket_is_no_evidence_for_the_start_up_rungs() -> None:
-    # Screened before the quarter, its trials would show ranks that settle early whatever
-    # the curves do; without them 11 trials reached the quarter, one short.
+    # Screened before the quarter (a rung value recorded at the first report), its trials
+    # would show ranks that settle early whatever the curves do; without them 11 trials
+    # reached the quarter, one short.
     trials = _partial(SETTLED)
     assert startup_rung_fraction(trials, 64, 1.0) == 1 / 256
-    trials[4].system_attrs[EARLY_BRACKET_KEY] = True
+    trials[4].system_attrs[EARLY_RUNG_KEY] = 0.5
     assert startup_rung_fraction(trials, 64, 1.0) is None
 
 
@@ -576,9 +578,10 @@ def test_the_best_complete_trials_rank_ties_by_trial_order(sign: float) -> None:
     assert _best_complete(trials, sign, 5)[-1] == 2  # not finite, even +inf: last
 
 
-def test_a_trial_another_process_finished_before_its_bracket_is_not_pruned() -> None:
-    # A heartbeat check fails the trial between its report and its first check: its bracket
-    # cannot be written, and the check says "go on" instead of raising.
+def test_a_trial_another_process_finished_before_its_first_check_is_not_pruned() -> None:
+    # A heartbeat check fails the trial between its report and its first check: its group,
+    # which its bracket depends on, cannot be written, and the check says "go on" instead of
+    # raising.
     study = _study()
     study.tell(study.ask(), state=TrialState.FAIL)
     trial = study.ask({"x": FloatDistribution(0, 1)})
