@@ -12,6 +12,7 @@ import pytest
 
 from optuna_srp import CurveFeaturizer
 from optuna_srp._features import make_record
+from optuna_srp._features import robust_center_scale
 
 
 def _trial(curve: dict[int, float], x: float) -> optuna.trial.FrozenTrial:
@@ -53,3 +54,19 @@ def test_curve_points_bound_the_features_down_to_one(max_curve_points: int) -> N
     # A trial that has reported nothing up to the decision step is encoded too.
     late = make_record(_trial({9: 0.9}, 0.5), 1.0)
     assert np.isfinite(featurizer.transform([late])).all()
+
+
+@pytest.mark.parametrize("n_diverged", [0, 6, 20, 59])
+def test_robust_scale_ignores_diverged_values_below_the_median(n_diverged: int) -> None:
+    values = np.concatenate([np.linspace(0.0, 1.0, 61), np.full(n_diverged, -1e16)])
+    center, scale = robust_center_scale(values)
+    above = values[values > center]
+    assert 0.0 < scale <= 2.0 * (above.max() - center)
+
+
+def test_robust_scale_without_values_above_the_median_uses_the_bad_side() -> None:
+    center, scale = robust_center_scale(np.array([0.5] * 30 + [0.3] * 10 + [np.nan]))
+    assert center == 0.5
+    assert scale == pytest.approx(0.4)  # twice the distance down to the 10th percentile
+    center, scale = robust_center_scale(np.full(5, -2.0))
+    assert (center, scale) == (-2.0, 2.0)  # no spread: the magnitude, in the values' units

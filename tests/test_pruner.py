@@ -232,6 +232,37 @@ def test_non_finite_curves_are_read_as_diverged(direction: Direction, bad: float
     assert not leader.should_prune()
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_diverged_complete_trials_do_not_blind_the_models(direction: Direction) -> None:
+    # A fifth of the complete trials diverged to huge finite values (TaskSet losses reach
+    # 1e16). A scale that reached into them made every other target about 0, and the models
+    # predicted 1e11 for every trial.
+    study = optuna.create_study(direction=direction, pruner=SRPPruner(seed=0))
+    add_complete_trials(study, 24)
+    sign = _sign(direction)
+    for i in range(6):
+        huge = -sign * 10.0 ** (12 + i)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0.05},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=huge,
+                intermediate_values={s: (0.1 * sign if s < 3 else huge) for s in range(1, 31)},
+            )
+        )
+    rng = np.random.default_rng(5)
+    leader = _ask(study, 0.9)
+    _report(leader, curve(0.9, rng)[:8], sign)
+    prediction = study.pruner.predict(study, study.trials[-1])  # type: ignore[attr-defined]
+    assert prediction is not None
+    assert final_value(0.0) - 0.5 < sign * prediction[0] < final_value(0.7) + 0.5
+    assert not leader.should_prune()
+    hopeless = _ask(study, 0.0)
+    _report(hopeless, curve(0.0, rng)[:8], sign)
+    assert hopeless.should_prune()
+
+
 def test_irregular_sparse_steps_from_zero() -> None:
     pruner = SRPPruner(n_startup_trials=10, seed=0)
     study = optuna.create_study(direction="maximize", pruner=pruner)
