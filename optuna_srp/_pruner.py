@@ -96,7 +96,7 @@ _REFIT_FRACTION = 0.1
 # The most curve values per model, evenly spaced up to the decision step: it bounds the cost
 # for long curves.
 _MAX_CURVE_POINTS = 10
-# The smallest predicted std, in units of the scale of the complete trials' final values
+# The smallest predicted std, in units of the complete trials' 10-90% range of final values
 # (robust_center_scale).
 _MIN_STANDARDISED_STD = 1e-12
 

@@ -13,9 +13,9 @@ steps, at least one), the methods predict the test curves' final values:
 
 Everything is in the "higher is better" orientation, and the targets (and the test truths) are
 clipped on their bad side at ``median - 3 x (10-90% range)`` of the training finals, which
-keeps diverged runs (TaskSet losses up to 1e17) from dominating. SRPPruner used this rule
-until its scale became twice the 50-90% range (only the good side); the figures in
-docs/benchmarks.md were measured with it.
+keeps diverged runs (TaskSet losses up to 1e17) from dominating. SRPPruner also caps the
+range at 20 times the distance from the median up to the 90th percentile, which matters only
+where a tenth of the training runs diverged.
 
 Reported per (corpus, n_train, fraction, method), as the mean over seeds: R², Spearman's ρ,
 Kendall's τ, the coverage of the central 80% and 90% Gaussian intervals of the SRM's mean and
@@ -57,7 +57,7 @@ FRACTIONS = (0.1, 0.25, 0.5, 0.75)
 METHODS = ("srm", "last", "ols", "rf")
 _Z80 = float(stats.norm.ppf(0.9))
 _Z90 = float(stats.norm.ppf(0.95))
-# The bad side is clipped at this many 10-90% ranges (SRPPruner's earlier rule).
+# As in SRPPruner's feature layer: the bad side is clipped at this many 10-90% ranges.
 _BAD_SIDE_CLIP = 3.0
 
 
