@@ -110,8 +110,8 @@ def make_record(
 
 
 def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
-    """Median and 10-90% range of the finite values, the range at most ``_MAX_TAIL_RATIO``
-    times the distance from the median up to the 90th percentile.
+    """Median and 10-90% range of the finite values (higher is better), the range at most
+    ``_MAX_TAIL_RATIO`` times the distance from the median up to the 90th percentile.
 
     The inter-quartile range collapses where most runs sit at chance, as on TaskSet and
     LCBench; the 10-90% range seldom does, and further percentiles are used where it does.
