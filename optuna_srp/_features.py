@@ -118,9 +118,10 @@ def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
     The cap keeps diverged runs out of the scale: they can be a tenth of a study's runs or
     more (TaskSet losses of 1e9 and more), and on TaskSet GRU128 with source trials the
     uncapped range was 4e16 against a good side of 0.02, which left the models blind to the
-    runs that learn. A range counts where it is more than rounding noise on the values it
-    spans, and with no spread at all the scale is the median's magnitude (1 only for zeros):
-    the scale follows the values' units, as an absolute floor would not.
+    runs that learn. Where no value is above the median the range is not capped. A range
+    counts where it is more than rounding noise on the values it spans, and with no spread at
+    all the scale is the median's magnitude (1 only for zeros): the scale follows the values'
+    units, as an absolute floor would not.
     """
     finite = values[np.isfinite(values)]
     if finite.size == 0:
@@ -128,7 +129,9 @@ def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
     center = float(np.median(finite))
     for lo, hi in ((10, 90), (1, 99), (0, 100)):
         q_lo, q_hi = (float(q) for q in np.percentile(finite, [lo, hi]))
-        spread = min(q_hi - q_lo, _MAX_TAIL_RATIO * (q_hi - center))
+        spread = q_hi - q_lo
+        if q_hi > center:  # a top tied at the median caps nothing, as an offset would
+            spread = min(spread, _MAX_TAIL_RATIO * (q_hi - center))
         if spread > _RELATIVE_NOISE * max(abs(q_hi), abs(center)):
             return center, spread
     return center, abs(center) if center != 0.0 else 1.0

@@ -65,3 +65,11 @@ def test_robust_scale_keeps_diverged_values_out(n_diverged: int) -> None:
     assert 0.0 < scale <= 20.0 * (q90 - center)
     if n_diverged == 0:
         assert scale == pytest.approx(q90 - q10)  # the 10-90% range where nothing diverged
+
+
+def test_robust_scale_of_a_top_tied_at_the_median_does_not_depend_on_an_offset() -> None:
+    values = np.array([0.5] * 30 + [0.3] * 10)
+    center, scale = robust_center_scale(values)
+    shifted_center, shifted_scale = robust_center_scale(values + 100.0)
+    assert shifted_center == pytest.approx(center + 100.0)
+    assert shifted_scale == pytest.approx(scale) == pytest.approx(0.2)  # the 10-90% range

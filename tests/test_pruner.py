@@ -611,6 +611,10 @@ def test_the_laggard_threshold_is_scaled_quadratically_over_the_first_tenth() ->
     [
         (0.3, 0.05, 5, True),  # a laggard (below the worst tenth): the weaker evidence suffices
         (0.3, 0.3, 5, False),  # below the median but not a laggard: needs ``threshold``
+        # At 1 of 20 steps (half the first tenth) the laggard threshold is a quarter as large
+        # (0.05), below this trial's probability (about 0.06); scaled linearly (0.1) it would be
+        # pruned.
+        (0.5, 0.05, 1, False),
     ],
 )
 def test_a_laggard_is_pruned_on_weaker_evidence(
@@ -620,6 +624,9 @@ def test_a_laggard_is_pruned_on_weaker_evidence(
     add_complete_trials(study, 30)
     decision, probability = _decide_below_threshold(study, x, quantile, n_steps)
     assert decision is pruned
+    if n_steps == 1:
+        early = _pruner._LAGGARD_THRESHOLD * np.array([0.5**2, 0.5])
+        assert early[0] <= probability < early[1]
     if pruned:
         assert study.trials[-1].user_attrs["srp:decision"] == "pruned:laggard"
 
