@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 import math
 from pathlib import Path
+import re
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ import pytest
 from integration_tests._workers import make_corpus
 from integration_tests._workers import make_order
 from integration_tests._workers import N_CONFIGS
+from integration_tests._workers import PRUNER_KWARGS
 from integration_tests._workers import Quality
 from integration_tests._workers import quality
 from integration_tests._workers import replay
@@ -105,6 +107,31 @@ def _check_saved(q: Quality, baseline: Quality) -> None:
     )
 
 
+def _check_best_kept(trials: Sequence[optuna.trial.FrozenTrial], q: Quality) -> None:
+    """The best configuration replayed ended COMPLETE, unless the start-up's rung stopped it
+    before the models were ready.
+
+    Workers that start trials together complete them later than one process does, so a trial
+    can meet the start-up rule (successive halving at a quarter of the curve,
+    ``n_startup_trials``) where the single-process replay had the models decide. The best
+    configuration here starts slowly: in 1 of 43 PostgreSQL runs on 2 cores it was behind the
+    top quarter at the rung with 4 of 5 complete trials in storage, and the rung stopped it, as
+    it stops slow starters in one process during the start-up. Any other stop of it fails.
+    """
+    if q.best_kept:
+        return
+    corpus, order = make_corpus(), make_order()
+    best = max(trials, key=lambda t: corpus[order[t.number % len(order)]].curve[-1])
+    decision = best.user_attrs.get("srp:decision")
+    reason = str(best.user_attrs.get("srp:reason"))
+    match = re.search(r"start-up: (\d+) of (\d+) complete trials", reason)
+    assert decision == "pruned:rung" and match is not None, (
+        f"the best configuration was pruned, not by the start-up rung: {q}, {decision}: {reason}"
+    )
+    n_complete, n_startup = int(match[1]), int(match[2])
+    assert n_complete < n_startup == PRUNER_KWARGS["n_startup_trials"], reason
+
+
 def _check_study(
     storage: StorageSpec, study_name: str, n_dispatched: int, baseline: Quality | None
 ) -> list[optuna.trial.FrozenTrial]:
@@ -115,8 +142,9 @@ def _check_study(
     assert not not_finished, not_finished
     if baseline is not None:
         q = quality(trials, make_corpus(), make_order())
-        assert q.best_kept, f"the best configuration was pruned: {q}"
-        assert math.isclose(q.best_value, baseline.best_value)
+        _check_best_kept(trials, q)
+        if q.best_kept:
+            assert math.isclose(q.best_value, baseline.best_value)
         _check_saved(q, baseline)
     return trials
 
@@ -165,7 +193,7 @@ def test_threads_share_one_pruner(
     assert sorted(t.number for t in trials) == list(range(N_CONFIGS))
     assert all(t.state in TERMINAL for t in trials)
     q = quality(trials, make_corpus(), make_order())
-    assert q.best_kept, q
+    _check_best_kept(trials, q)
     _check_saved(q, baseline)
 
 
@@ -193,7 +221,7 @@ def _run_with_killed_worker(storage: StorageSpec, study_name: str, tmp_path: Pat
     # The survivors kept deciding with the killed trial RUNNING (or already FAIL by then): the
     # checks in _check_results hold, and they kept the best of what they replayed.
     q = quality(others, make_corpus(), make_order())
-    assert q.best_kept, q
+    _check_best_kept(others, q)
 
     # Heartbeat: the survivors' optimize() calls fail_stale_trials before each trial; if they
     # finished within the grace period, the next worker's call would do it, as here.
