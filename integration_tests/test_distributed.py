@@ -114,7 +114,7 @@ def _check_best_kept(trials: Sequence[optuna.trial.FrozenTrial], q: Quality) -> 
     Workers that start trials together complete them later than one process does, so a trial
     can meet the start-up rule (successive halving at a quarter of the curve,
     ``n_startup_trials``) where the single-process replay had the models decide. The best
-    configuration here starts slowly: in 1 of 43 PostgreSQL runs on 2 cores it was behind the
+    configuration here starts slowly: in 2 of 110 PostgreSQL runs on 2 cores it was behind the
     top quarter at the rung with 4 of 5 complete trials in storage, and the rung stopped it, as
     it stops slow starters in one process during the start-up. Any other stop of it fails.
     """
