@@ -569,7 +569,9 @@ def _decide_below_threshold(
 ) -> tuple[bool, float]:
     # A trial reporting the complete trials' ``quantile`` at each step. Its probability is
     # measured first, then ``threshold`` is put below it, so that the main rule keeps the trial:
-    # only the laggard rule can prune it. Returns the decision and the probability.
+    # only the laggard rule can prune it (and what fresh trials would buy, ``_fresh_bar``, is
+    # left out, see test_early_in_a_study_the_bar_is_what_the_remaining_steps_would_buy).
+    # Returns the decision and the probability.
     at_step = {
         s: float(np.quantile([t.intermediate_values[s] for t in study.trials], quantile))
         for s in range(1, n_steps + 1)
@@ -581,6 +583,7 @@ def _decide_below_threshold(
     pruner = SRPPruner(n_startup_trials=10, seed=0, threshold=probability / 2)
     study.pruner = pruner
     assert _probability_of(study, pruner) == probability  # same seed, same models
+    pruner._fresh_bar = lambda *args, **kwargs: 0.0  # type: ignore[method-assign]
     return trial.should_prune(), probability
 
 
@@ -604,6 +607,71 @@ def test_the_laggard_threshold_is_scaled_quadratically_over_the_first_tenth() ->
     decide = pruner._decide
     assert decide(study, state, fit, frozen, early * 1.2, decision_step) == "kept:model"
     assert decide(study, state, fit, frozen, early * 0.8, decision_step) == "pruned:laggard"
+
+
+def test_early_in_a_study_the_bar_is_what_the_remaining_steps_would_buy() -> None:
+    # 12 complete trials of 20 steps and a trial at a quarter of its curve (5 steps), below the
+    # median but not a laggard: its 15 remaining steps are 0.75 of a full training, and the
+    # study has spent 12.25, so fresh trials would buy a chance of 0.75 / 12.25 = 0.061 of a
+    # new best with them. A probability of 0.05 is not worth them; once the study has spent 50
+    # more full trainings, it is (the bar is ``threshold`` again). The probability is set, not
+    # predicted, as in the laggard test below.
+    study = optuna.create_study(direction="maximize")
+    add_complete_trials(study, 12)
+    values = {s: [t.intermediate_values[s] for t in study.trials] for s in range(1, 21)}
+    trial = _ask(study, 0.5)
+    _report(trial, [float(np.quantile(values[s], 0.4)) for s in range(1, 6)])
+    pruner = SRPPruner(n_startup_trials=10, seed=0)
+    frozen = study.trials[-1]
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    state = pruner._state(study)
+    prediction = pruner._predict(study, state, frozen, complete)
+    assert prediction is not None
+    fit, decision_step = prediction[4], prediction[3]
+    assert pruner._early_scale(fit, decision_step) == 1.0
+    assert pruner._fresh_bar(study, fit, 5) == pytest.approx(0.75 / 12.25)
+    decide = pruner._decide
+    assert decide(study, state, fit, frozen, 0.05, decision_step) == "pruned:model"
+    assert decide(study, state, fit, frozen, 0.07, decision_step) == "kept:model"
+    # 50 full trainings of trials stopped at the end of their curves, at the complete
+    # trials' median (they do not change the median guard or put the trial in the top tenth).
+    for _ in range(50):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0.5},
+                distributions={"x": FloatDistribution(0, 1)},
+                state=TrialState.PRUNED,
+                intermediate_values={s: float(np.median(values[s])) for s in range(1, 21)},
+            )
+        )
+    assert pruner._fresh_bar(study, fit, 5) < pruner._threshold
+    assert decide(study, state, fit, frozen, 0.05, decision_step) == "kept:model"
+    assert decide(study, state, fit, frozen, 0.015, decision_step) == "pruned:model"
+
+
+def test_with_source_trials_in_the_models_the_bar_is_threshold() -> None:
+    # The same trial as above, but the models also learn from source trials (the study has 12
+    # of its own complete trials of the 20 it needs): their probabilities may carry the
+    # source's errors, and the higher bar is not applied.
+    earlier = optuna.create_study(direction="maximize")
+    add_complete_trials(earlier, 30, seed=3)
+    study = optuna.create_study(direction="maximize")
+    add_complete_trials(study, 12)
+    values = {s: [t.intermediate_values[s] for t in study.trials] for s in range(1, 21)}
+    trial = _ask(study, 0.5)
+    _report(trial, [float(np.quantile(values[s], 0.4)) for s in range(1, 6)])
+    pruner = SRPPruner(n_startup_trials=20, seed=0, source_trials=earlier.trials)
+    frozen = study.trials[-1]
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    state = pruner._state(study)
+    prediction = pruner._predict(study, state, frozen, complete)
+    assert prediction is not None
+    fit, decision_step = prediction[4], prediction[3]
+    assert fit.n_own < len(fit.records)  # source trials in the fit
+    assert pruner._fresh_bar(study, fit, 5) > 0.05
+    decide = pruner._decide
+    assert decide(study, state, fit, frozen, 0.05, decision_step) == "kept:model"
+    assert decide(study, state, fit, frozen, 0.015, decision_step) == "pruned:model"
 
 
 @pytest.mark.parametrize(
