@@ -136,6 +136,9 @@ class _Fit:
     checkpoints: np.ndarray
     steps: np.ndarray  # the distinct steps the complete trials reported, sorted
     end_step: int | None  # the lower median of the complete trials' last steps
+    # The reports of the study's own complete trials in ``records``: a lower bound on what the
+    # study has spent, so that most decisions need no read of every trial (_model_bar).
+    own_reports: int
     step_models: dict[int, _StepModel] = field(default_factory=dict)
     values_at_step: dict[int, np.ndarray] = field(default_factory=dict)
     quantile_at_step: dict[tuple[int, float], float] = field(default_factory=dict)
@@ -427,9 +430,9 @@ class SRPPruner(BasePruner):
         mean, std, probability, decision_step, fit = prediction
         decision = self._decide(study, state, fit, trial, probability, decision_step)
         fresh_bar = None
-        if decision == "pruned:model" and fit.n_own == len(fit.records):
+        if decision == "pruned:model":  # once per trial: say which bar stopped it
             scale = self._early_scale(fit, decision_step)
-            bar = self._fresh_bar(study, fit, step, probability) * scale
+            bar = self._model_bar(study, fit, step, scale, probability)
             fresh_bar = bar if bar > self._threshold * scale else None
         self._write_attrs(
             study,
@@ -542,10 +545,7 @@ class SRPPruner(BasePruner):
         if _reached(trial, sign, fit.best_final):
             return "kept:reached-best"  # what made the probability 1, whatever the prediction
         scale = self._early_scale(fit, decision_step)
-        bar = self._threshold
-        if bar > 0.0 and fit.n_own == len(fit.records):  # 0 turns the model rule off
-            bar = max(bar, self._fresh_bar(study, fit, step, probability))
-        if probability < bar * scale:
+        if probability < self._model_bar(study, fit, step, scale, probability):
             decision = "pruned:model"
         elif probability < _LAGGARD_THRESHOLD * scale**2 and self._below_complete_quantile(
             fit, trial, step, sign, _LAGGARD_FRACTION
@@ -560,9 +560,27 @@ class SRPPruner(BasePruner):
             return "kept:top"
         return decision
 
-    def _fresh_bar(
-        self, study: Study, fit: _Fit, step: int, probability: float | None = None
+    def _model_bar(
+        self, study: Study, fit: _Fit, step: int, scale: float, probability: float
     ) -> float:
+        """The model rule's bar for a trial at ``step`` (``scale``: :meth:`_early_scale`):
+        ``threshold``, or what the trial's remaining steps would buy as fresh trials
+        (:meth:`_fresh_bar`) where that is higher and the models learn from the study's own
+        complete trials alone; both times ``scale``.
+
+        Every trial is read only where ``probability`` lies between ``threshold`` and the
+        highest bar the study's own complete trials allow (the study has spent at least their
+        reports), so most decisions read nothing more.
+        """
+        bar = self._threshold * scale
+        if bar == 0.0 or probability < bar or fit.n_own < len(fit.records) or not fit.steps.size:
+            return bar  # 0 turns the model rule off; below it, no higher bar changes anything
+        remaining = 1.0 - _seen_fraction(fit, step)
+        if probability >= remaining / max(fit.own_reports / fit.steps.size, 1.0) * scale:
+            return bar
+        return max(bar, self._fresh_bar(study, fit, step) * scale)
+
+    def _fresh_bar(self, study: Study, fit: _Fit, step: int) -> float:
         """The chance of a new best that the steps a trial at ``step`` still needs would buy if
         spent on fresh trials: its remaining share of the curve over the full trainings the
         study has spent (every trial's reports over the complete trials' distinct steps).
@@ -575,18 +593,15 @@ class SRPPruner(BasePruner):
         until ``S`` is 37), not later. Summed regret of the 11 corpora, random sampler: 6.85
         against 6.91 on orderings 0-9 and 7.32 against 7.50 on 10-19; TPE: 4.97 against 5.24.
         The exact best was kept in 395 of 440 fixed-trial studies against 400
-        (docs/benchmarks.md, issue 17). :meth:`_decide` applies it only while the models learn
-        from the study's own complete trials alone: with source trials in the fit, the higher
-        bar made the source's errors cost more (re-tuning at 50 and 100 full trainings: .36 and
-        .32 against .27 and .19).
+        (docs/benchmarks.md, issue 17). :meth:`_model_bar` applies it only while the models
+        learn from the study's own complete trials alone: with source trials in the fit, the
+        higher bar made the source's errors cost more (re-tuning at 50 and 100 full trainings:
+        .36 and .32 against .27 and .19).
         """
         if fit.steps.size == 0:
             return 0.0
-        seen = int(np.searchsorted(fit.steps, step, side="right")) / fit.steps.size
-        if probability is not None and probability >= 1.0 - seen:
-            return 0.0  # above the bar whatever the study has spent (S >= 1): no need to count
         reports = sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False))
-        return (1.0 - seen) / max(reports / fit.steps.size, 1.0)
+        return (1.0 - _seen_fraction(fit, step)) / max(reports / fit.steps.size, 1.0)
 
     def _startup_rungs(
         self, study: Study, state: _StudyState, complete: Sequence[FrozenTrial]
@@ -842,6 +857,7 @@ class SRPPruner(BasePruner):
             checkpoints=_geometric_subset(steps),
             steps=steps,
             end_step=end_step,
+            own_reports=sum(r.steps.size for r in records[:n_own]),
         )
         state.fit = fit
         return fit
@@ -1025,8 +1041,7 @@ class SRPPruner(BasePruner):
         """
         if fit.steps.size == 0:
             return 1.0
-        seen = int(np.searchsorted(fit.steps, checkpoint, side="right")) / fit.steps.size
-        return min(1.0, seen / _FULL_THRESHOLD_FRACTION)
+        return min(1.0, _seen_fraction(fit, checkpoint) / _FULL_THRESHOLD_FRACTION)
 
     def _below_complete_quantile(
         self, fit: _Fit, trial: FrozenTrial, step: int, sign: float, q: float
@@ -1373,6 +1388,12 @@ def _complete_quantile(fit: _Fit, step: int, q: float) -> float:
             quantile = float(np.quantile(finite, q)) if finite.size else -math.inf
         fit.quantile_at_step[(step, q)] = quantile
     return quantile
+
+
+def _seen_fraction(fit: _Fit, step: int) -> float:
+    """The share of the complete trials' distinct steps at or before ``step`` (``fit.steps``
+    not empty): how far along the curve a trial at ``step`` is."""
+    return int(np.searchsorted(fit.steps, step, side="right")) / fit.steps.size
 
 
 def _value_at(record: CurveRecord, step: int) -> float:

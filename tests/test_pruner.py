@@ -587,6 +587,31 @@ def _decide_below_threshold(
     return trial.should_prune(), probability
 
 
+def _fit_for_last_trial(
+    study: optuna.Study, pruner: SRPPruner
+) -> tuple[_pruner._StudyState, _pruner._Fit, optuna.trial.FrozenTrial, int]:
+    """The state, the fit and the checkpoint the pruner decides the study's last trial with,
+    and that trial, so that a test can set the probability and call ``_decide``."""
+    frozen = study.trials[-1]
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    state = pruner._state(study)
+    prediction = pruner._predict(study, state, frozen, complete)
+    assert prediction is not None
+    return state, prediction[4], frozen, prediction[3]
+
+
+def _study_with_a_trial_at_a_quarter() -> tuple[optuna.Study, dict[int, list[float]]]:
+    """12 complete trials of 20 steps and a trial at a quarter of its curve (5 steps) at their
+    40% quantile: below the median, not a laggard, not in the top tenth. Returns the study and
+    the complete trials' values per step."""
+    study = optuna.create_study(direction="maximize")
+    add_complete_trials(study, 12)
+    values = {s: [t.intermediate_values[s] for t in study.trials] for s in range(1, 21)}
+    trial = _ask(study, 0.5)
+    _report(trial, [float(np.quantile(values[s], 0.4)) for s in range(1, 6)])
+    return study, values
+
+
 def test_the_laggard_threshold_is_scaled_quadratically_over_the_first_tenth() -> None:
     # A laggard at 1 of 20 steps (half the first tenth): its threshold is a quarter as large
     # (0.05), not half (0.1, scaled linearly). The probability is set, not predicted, so that
@@ -597,12 +622,7 @@ def test_the_laggard_threshold_is_scaled_quadratically_over_the_first_tenth() ->
     trial = _ask(study, 0.5)
     _report(trial, [float(np.quantile(at_first, 0.05))])
     pruner = SRPPruner(n_startup_trials=10, seed=0, threshold=0.001)
-    frozen = study.trials[-1]
-    complete = study.get_trials(states=(TrialState.COMPLETE,))
-    state = pruner._state(study)
-    prediction = pruner._predict(study, state, frozen, complete)
-    assert prediction is not None
-    fit, decision_step = prediction[4], prediction[3]
+    state, fit, frozen, decision_step = _fit_for_last_trial(study, pruner)
     early = _pruner._LAGGARD_THRESHOLD * 0.5**2
     decide = pruner._decide
     assert decide(study, state, fit, frozen, early * 1.2, decision_step) == "kept:model"
@@ -610,24 +630,14 @@ def test_the_laggard_threshold_is_scaled_quadratically_over_the_first_tenth() ->
 
 
 def test_early_in_a_study_the_bar_is_what_the_remaining_steps_would_buy() -> None:
-    # 12 complete trials of 20 steps and a trial at a quarter of its curve (5 steps), below the
-    # median but not a laggard: its 15 remaining steps are 0.75 of a full training, and the
-    # study has spent 12.25, so fresh trials would buy a chance of 0.75 / 12.25 = 0.061 of a
-    # new best with them. A probability of 0.05 is not worth them; once the study has spent 50
-    # more full trainings, it is (the bar is ``threshold`` again). The probability is set, not
-    # predicted, as in the laggard test below.
-    study = optuna.create_study(direction="maximize")
-    add_complete_trials(study, 12)
-    values = {s: [t.intermediate_values[s] for t in study.trials] for s in range(1, 21)}
-    trial = _ask(study, 0.5)
-    _report(trial, [float(np.quantile(values[s], 0.4)) for s in range(1, 6)])
+    # The trial's 15 remaining steps are 0.75 of a full training, and the study has spent
+    # 12.25, so fresh trials would buy a chance of 0.75 / 12.25 = 0.061 of a new best with them.
+    # A probability of 0.05 is not worth them; once the study has spent 50 more full trainings,
+    # it is (the bar is ``threshold`` again). The probability is set, not predicted, as in the
+    # laggard test above.
+    study, values = _study_with_a_trial_at_a_quarter()
     pruner = SRPPruner(n_startup_trials=10, seed=0)
-    frozen = study.trials[-1]
-    complete = study.get_trials(states=(TrialState.COMPLETE,))
-    state = pruner._state(study)
-    prediction = pruner._predict(study, state, frozen, complete)
-    assert prediction is not None
-    fit, decision_step = prediction[4], prediction[3]
+    state, fit, frozen, decision_step = _fit_for_last_trial(study, pruner)
     assert pruner._early_scale(fit, decision_step) == 1.0
     assert pruner._fresh_bar(study, fit, 5) == pytest.approx(0.75 / 12.25)
     decide = pruner._decide
@@ -655,18 +665,9 @@ def test_with_source_trials_in_the_models_the_bar_is_threshold() -> None:
     # source's errors, and the higher bar is not applied.
     earlier = optuna.create_study(direction="maximize")
     add_complete_trials(earlier, 30, seed=3)
-    study = optuna.create_study(direction="maximize")
-    add_complete_trials(study, 12)
-    values = {s: [t.intermediate_values[s] for t in study.trials] for s in range(1, 21)}
-    trial = _ask(study, 0.5)
-    _report(trial, [float(np.quantile(values[s], 0.4)) for s in range(1, 6)])
+    study, _ = _study_with_a_trial_at_a_quarter()
     pruner = SRPPruner(n_startup_trials=20, seed=0, source_trials=earlier.trials)
-    frozen = study.trials[-1]
-    complete = study.get_trials(states=(TrialState.COMPLETE,))
-    state = pruner._state(study)
-    prediction = pruner._predict(study, state, frozen, complete)
-    assert prediction is not None
-    fit, decision_step = prediction[4], prediction[3]
+    state, fit, frozen, decision_step = _fit_for_last_trial(study, pruner)
     assert fit.n_own < len(fit.records)  # source trials in the fit
     assert pruner._fresh_bar(study, fit, 5) > 0.05
     decide = pruner._decide
