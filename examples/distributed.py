@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import sys
 import time
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -35,8 +36,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pytorch_digits as example  # noqa: E402
 
 
-def worker(worker_id: int, n_trials: int, args: argparse.Namespace) -> None:
-    """Run ``n_trials`` trials of the shared study in this process."""
+def worker(worker_id: int, n_trials: int, args: argparse.Namespace, prune_seconds: Any) -> None:
+    """Run ``n_trials`` trials of the shared study in this process, adding the seconds it
+    spent in ``trial.should_prune()`` to ``prune_seconds`` (a shared ``multiprocessing.Value``)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cpu":
@@ -51,13 +53,16 @@ def worker(worker_id: int, n_trials: int, args: argparse.Namespace) -> None:
         pruner=example.make_pruner("srp", args.epochs, args.seed),  # this worker's own pruner
         load_if_exists=True,
     )
-    train = example.make_objective(data, args.epochs, device, args.seed)
+    clock = example.PruneClock()
+    train = example.make_objective(data, args.epochs, device, args.seed, clock)
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", worker_id)
         return train(trial)
 
     study.optimize(objective, n_trials=n_trials)
+    with prune_seconds.get_lock():
+        prune_seconds.value += clock.seconds
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -105,8 +110,9 @@ def main(argv: Sequence[str] | None = None) -> example.StudyResult:
     ]
     # "spawn": a fresh interpreter per worker, safe with torch's threads and with CUDA.
     context = multiprocessing.get_context("spawn")
+    prune_seconds = context.Value("d", 0.0)
     processes = [
-        context.Process(target=worker, args=(i, n, args), name=f"worker-{i}")
+        context.Process(target=worker, args=(i, n, args, prune_seconds), name=f"worker-{i}")
         for i, n in enumerate(shares)
         if n > 0
     ]
@@ -123,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> example.StudyResult:
     study = optuna.load_study(
         study_name=args.study_name, storage=example.make_storage(args.storage)
     )
-    result = example.StudyResult("srp", study, args.epochs, wall_time)
+    result = example.StudyResult(
+        "srp", study, args.epochs, wall_time, prune_seconds.value, n_workers=len(processes)
+    )
     per_worker = Counter(
         t.user_attrs.get("worker")
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))

@@ -105,6 +105,8 @@ class StudyResult:
         n_trials: The trials the counts and the best value are taken over (the first ones);
             ``None`` for all. Trials run after them, to spend an epoch budget, count only in
             :meth:`anytime` and :meth:`best_within`.
+        n_workers: The processes that ran the study; with more than one, ``prune_time`` is
+            summed over them.
     """
 
     pruner: str
@@ -113,6 +115,7 @@ class StudyResult:
     wall_time: float
     prune_time: float = 0.0
     n_trials: int | None = None
+    n_workers: int = 1
 
     def _trials(self, *states: TrialState) -> list[FrozenTrial]:
         first = self.study.get_trials(deepcopy=False)[: self.n_trials]
@@ -151,9 +154,15 @@ class StudyResult:
         return self.epochs_without_pruning / max(self.epochs_trained, 1)
 
     @property
+    def best_trial(self) -> FrozenTrial | None:
+        """The best complete trial among the first ``n_trials`` (None if none completed)."""
+        complete = [t for t in self._trials(TrialState.COMPLETE) if t.value is not None]
+        return max(complete, key=lambda t: float(t.value), default=None)
+
+    @property
     def best_value(self) -> float:
-        complete = [t.value for t in self._trials(TrialState.COMPLETE) if t.value is not None]
-        return max(complete, default=math.nan)
+        best = self.best_trial
+        return math.nan if best is None or best.value is None else best.value
 
     def anytime(self) -> list[tuple[int, float]]:
         """``(epochs spent, best complete accuracy so far)`` after each finished trial, in the
@@ -463,15 +472,21 @@ def format_summary(result: StudyResult) -> str:
         f"epochs trained: {result.epochs_trained} of {result.epochs_without_pruning} without "
         f"pruning ({result.speedup:.2f}x fewer)",
     ]
-    if result.n_complete:
-        best = result.study.best_trial
+    best = result.best_trial  # among the trials counted above, not those run after them
+    if best is not None and best.value is not None:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
         lines.append(f"best accuracy: {best.value:.4f} (trial {best.number})")
         lines.append(f"best params: {params}")
-    lines.append(
-        f"wall time: {result.wall_time:.1f} s, "
-        f"of which deciding to prune {result.prune_time:.2f} s"
-    )
+    if result.n_workers == 1:
+        lines.append(
+            f"wall time: {result.wall_time:.1f} s, "
+            f"of which deciding to prune {result.prune_time:.2f} s"
+        )
+    else:
+        lines.append(
+            f"wall time: {result.wall_time:.1f} s; deciding to prune {result.prune_time:.2f} s, "
+            f"summed over {result.n_workers} worker processes"
+        )
     return "\n".join(lines)
 
 
@@ -630,7 +645,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="sqlite:///FILE, postgresql://..., or journal:FILE; in memory if omitted",
     )
     parser.add_argument(
-        "--study-name", default=None, help="study name prefix (default: pytorch-DATASET)"
+        "--study-name", default=None, help="study name prefix; pytorch-DATASET if omitted"
     )
     parser.add_argument("--out", default="out", help="folder for the figures ('' for none)")
     parser.add_argument("--device", default=None, help="default: cuda when available, or cpu")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 import importlib
 from pathlib import Path
+import re
 import subprocess
 import sys
 from types import ModuleType
@@ -157,12 +158,29 @@ def test_pruner_all_prints_a_comparison(
             assert f"figure: {path}" in out
 
 
+def test_the_summary_s_best_is_among_the_trials_it_counts(example: ModuleType) -> None:
+    # The comparison runs each study on past n_trials to spend an epoch budget; the summary's
+    # counts cover the first n_trials, so its best trial must too.
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.6, 0.9):
+        study.add_trial(
+            optuna.trial.create_trial(value=value, intermediate_values={0: value, 1: value})
+        )
+    summary = example.format_summary(example.StudyResult("srp", study, 2, 1.0, n_trials=2))
+
+    assert "trials: 2 completed, 0 pruned" in summary
+    assert "best accuracy: 0.6000 (trial 1)" in summary
+
+
 def test_distributed_workers_share_one_study(tmp_path: Path) -> None:
     storage = f"journal:{tmp_path / 'journal.log'}"
     args = ["--n-trials", "6", "--epochs", "3", "--storage", storage]
     out = _run(str(EXAMPLES / "distributed.py"), "--n-workers", "2", *args)
 
     assert "epochs trained:" in out and "trials per worker:" in out
+    # The workers' time in should_prune() is measured, not left at zero.
+    prune_s = re.search(r"deciding to prune ([0-9.]+) s, summed over 2 worker processes", out)
+    assert prune_s is not None and float(prune_s.group(1)) > 0.0, out
     sys.path.insert(0, str(EXAMPLES))
     try:
         storage_obj = importlib.import_module("pytorch_digits").make_storage(storage)
