@@ -277,7 +277,8 @@ class SRPPruner(BasePruner):
             A trial is pruned when the predicted probability that its final value beats the
             best complete trial is below this, or below what its remaining steps would buy as
             fresh trials where that is higher (early in a study), in [0, 1]; 0 turns the
-            model rule off, the laggard rule stays.
+            model rule off, the laggard rule stays. Higher prunes more and saves more steps;
+            lower keeps more long shots.
         n_estimators:
             Number of ν-SVRs in each step's ensemble.
         seed:
@@ -313,7 +314,9 @@ class SRPPruner(BasePruner):
             trial on, models trained on the source alone must put most of its complete trials
             within 2 standard deviations of their final values, from a quarter of the curve
             (until then the full group trains to the end, to give the check those trials). The
-            source must have the study's direction (a trial does not carry it). A changed
+            source must have the study's direction (a trial does not carry it), and be trained
+            as the study is: curves are read at the study's step numbers, so a source of
+            shorter runs describes other final values and the check drops it. A changed
             search space is normal: a source trial brings its curve and the parameters the
             study shares, encoded with the study's distributions. Source trials are never the
             study's best, never written to it, and never enter the median, laggard and

@@ -107,6 +107,19 @@ def test_every_curve_pruned_step_and_prediction_is_drawn(srp_study: optuna.Study
     labels = [t.get_text() for t in legend.get_texts()]
     assert f"pruned ({len(pruned)})" in labels
     assert any(label.startswith("best complete: ") for label in labels)
+    # Each style drawn has its entry: the best complete trial's thick curve and its dashed value.
+    (best_curve,) = [
+        line for line in ax.lines if line.get_gid() == f"trial-{srp_study.best_trial.number}"
+    ]
+    entries = {
+        (h.get_color(), h.get_linestyle(), h.get_linewidth()) for h in legend.legend_handles
+    }
+    assert (
+        best_curve.get_color(),
+        best_curve.get_linestyle(),
+        best_curve.get_linewidth(),
+    ) in entries
+    assert (best.get_color(), best.get_linestyle(), best.get_linewidth()) in entries
 
 
 def test_the_interval_is_ninety_percent_of_the_stored_std(srp_study: optuna.Study) -> None:

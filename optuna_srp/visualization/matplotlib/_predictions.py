@@ -170,10 +170,11 @@ def _draw(ax: Axes, info: _PredictionsInfo) -> None:
                 [],
                 [],
                 color="tab:red",
-                ls="--",
+                lw=2,
                 label=f"best complete: {info.best_value:.4g} (trial {info.best_number})",
             )
         )
+        handles.append(Line2D([], [], color="tab:red", ls="--", lw=1, label="its final value"))
     ax.set_title("Learning curves and predicted final values")
     ax.set_xlabel("Step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
