@@ -111,9 +111,7 @@ def test_every_curve_pruned_step_and_prediction_is_drawn(srp_study: optuna.Study
     (best_curve,) = [
         line for line in ax.lines if line.get_gid() == f"trial-{srp_study.best_trial.number}"
     ]
-    entries = {
-        (h.get_color(), h.get_linestyle(), h.get_linewidth()) for h in legend.legend_handles
-    }
+    entries = {(h.get_color(), h.get_linestyle(), h.get_linewidth()) for h in legend.get_lines()}
     assert (
         best_curve.get_color(),
         best_curve.get_linestyle(),
