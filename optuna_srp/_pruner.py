@@ -431,12 +431,7 @@ class SRPPruner(BasePruner):
                 )
             return self._rung_prune(study, trial, complete, first_fraction, placed)
         mean, std, probability, decision_step, fit = prediction
-        decision = self._decide(study, state, fit, trial, probability, decision_step)
-        fresh_bar = None
-        if decision == "pruned:model":  # once per trial: say which bar stopped it
-            scale = self._early_scale(fit, decision_step)
-            bar = self._model_bar(study, fit, step, scale, probability)
-            fresh_bar = bar if bar > self._threshold * scale else None
+        decision, fresh_bar = self._decide(study, state, fit, trial, probability, decision_step)
         self._write_attrs(
             study,
             state,
@@ -529,8 +524,10 @@ class SRPPruner(BasePruner):
         trial: FrozenTrial,
         probability: float,
         decision_step: int,
-    ) -> str:
-        """The decision rule: ``"pruned:<rule>"`` or ``"kept:<rule>"`` (the rule that decided).
+    ) -> tuple[str, float | None]:
+        """The decision rule: ``"pruned:<rule>"`` or ``"kept:<rule>"`` (the rule that decided),
+        and for ``"pruned:model"`` the bar that stopped the trial where it was what its remaining
+        steps would buy as fresh trials (None where it was ``threshold``), for its reason.
 
         Prune when the chance of beating the best complete trial is below ``threshold`` or
         below what the trial's remaining steps would buy as fresh trials (:meth:`_fresh_bar`),
@@ -542,26 +539,30 @@ class SRPPruner(BasePruner):
         assert step is not None
         sign = _sign(study)
         if fit.end_step is not None and step >= fit.end_step:
-            return "kept:end"  # where the complete trials end, stopping saves nothing
+            return "kept:end", None  # where the complete trials end, stopping saves nothing
         if _level_with_incumbent(fit, trial, step, sign):
-            return "kept:incumbent"
+            return "kept:incumbent", None
         if _reached(trial, sign, fit.best_final):
-            return "kept:reached-best"  # what made the probability 1, whatever the prediction
+            # What made the probability 1, whatever the prediction.
+            return "kept:reached-best", None
         scale = self._early_scale(fit, decision_step)
-        if probability < self._model_bar(study, fit, step, scale, probability):
+        bar = self._model_bar(study, fit, step, scale, probability)
+        fresh_bar = None
+        if probability < bar:
             decision = "pruned:model"
+            fresh_bar = bar if bar > self._threshold * scale else None
         elif probability < _LAGGARD_THRESHOLD * scale**2 and self._below_complete_quantile(
             fit, trial, step, sign, _LAGGARD_FRACTION
         ):
             decision = "pruned:laggard"
         else:
-            return "kept:model"
+            return "kept:model", None
         if not self._below_complete_quantile(fit, trial, step, sign, 0.5):
-            return "kept:median"
+            return "kept:median", None
         trials = study.get_trials(deepcopy=False)
         if self._ranks_in_top(state, trials, trial, step, sign):
-            return "kept:top"
-        return decision
+            return "kept:top", None
+        return decision, fresh_bar
 
     def _model_bar(
         self, study: Study, fit: _Fit, step: int, scale: float, probability: float
@@ -578,15 +579,15 @@ class SRPPruner(BasePruner):
         bar = self._threshold * scale
         if bar == 0.0 or probability < bar or fit.n_own < len(fit.records) or not fit.steps.size:
             return bar  # 0 turns the model rule off; below it, no higher bar changes anything
-        remaining = 1.0 - _seen_fraction(fit, step)
-        if probability >= remaining / max(fit.own_reports / fit.steps.size, 1.0) * scale:
+        if probability >= self._fresh_bar(study, fit, step, fit.own_reports) * scale:
             return bar
         return max(bar, self._fresh_bar(study, fit, step) * scale)
 
-    def _fresh_bar(self, study: Study, fit: _Fit, step: int) -> float:
+    def _fresh_bar(self, study: Study, fit: _Fit, step: int, reports: int | None = None) -> float:
         """The chance of a new best that the steps a trial at ``step`` still needs would buy if
         spent on fresh trials: its remaining share of the curve over the full trainings the
-        study has spent (every trial's reports over the complete trials' distinct steps).
+        study has spent (``reports``, every trial's reports unless given, over the complete
+        trials' distinct steps; fewer reports give a higher bar).
 
         Of ``n`` trials drawn alike, the last is the best so far with chance ``1 / n``; the
         study has spent ``S`` full trainings on ``n`` trials, so fresh trials find a new best at
@@ -603,7 +604,8 @@ class SRPPruner(BasePruner):
         """
         if fit.steps.size == 0:
             return 0.0
-        reports = sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False))
+        if reports is None:
+            reports = sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False))
         return (1.0 - _seen_fraction(fit, step)) / max(reports / fit.steps.size, 1.0)
 
     def _startup_rungs(

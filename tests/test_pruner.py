@@ -625,8 +625,8 @@ def test_the_laggard_threshold_is_scaled_quadratically_over_the_first_tenth() ->
     state, fit, frozen, decision_step = _fit_for_last_trial(study, pruner)
     early = _pruner._LAGGARD_THRESHOLD * 0.5**2
     decide = pruner._decide
-    assert decide(study, state, fit, frozen, early * 1.2, decision_step) == "kept:model"
-    assert decide(study, state, fit, frozen, early * 0.8, decision_step) == "pruned:laggard"
+    assert decide(study, state, fit, frozen, early * 1.2, decision_step)[0] == "kept:model"
+    assert decide(study, state, fit, frozen, early * 0.8, decision_step)[0] == "pruned:laggard"
 
 
 def test_early_in_a_study_the_bar_is_what_the_remaining_steps_would_buy() -> None:
@@ -641,8 +641,10 @@ def test_early_in_a_study_the_bar_is_what_the_remaining_steps_would_buy() -> Non
     assert pruner._early_scale(fit, decision_step) == 1.0
     assert pruner._fresh_bar(study, fit, 5) == pytest.approx(0.75 / 12.25)
     decide = pruner._decide
-    assert decide(study, state, fit, frozen, 0.05, decision_step) == "pruned:model"
-    assert decide(study, state, fit, frozen, 0.07, decision_step) == "kept:model"
+    assert decide(study, state, fit, frozen, 0.05, decision_step)[0] == "pruned:model"
+    assert decide(study, state, fit, frozen, 0.07, decision_step)[0] == "kept:model"
+    # The bar that stopped it is returned for its reason.
+    assert decide(study, state, fit, frozen, 0.05, decision_step)[1] == pytest.approx(0.75 / 12.25)
     # 50 full trainings of trials stopped at the end of their curves, at the complete
     # trials' median (they do not change the median guard or put the trial in the top tenth).
     for _ in range(50):
@@ -655,8 +657,8 @@ def test_early_in_a_study_the_bar_is_what_the_remaining_steps_would_buy() -> Non
             )
         )
     assert pruner._fresh_bar(study, fit, 5) < pruner._threshold
-    assert decide(study, state, fit, frozen, 0.05, decision_step) == "kept:model"
-    assert decide(study, state, fit, frozen, 0.015, decision_step) == "pruned:model"
+    assert decide(study, state, fit, frozen, 0.05, decision_step)[0] == "kept:model"
+    assert decide(study, state, fit, frozen, 0.015, decision_step) == ("pruned:model", None)
 
 
 def test_with_source_trials_in_the_models_the_bar_is_threshold() -> None:
@@ -671,8 +673,8 @@ def test_with_source_trials_in_the_models_the_bar_is_threshold() -> None:
     assert fit.n_own < len(fit.records)  # source trials in the fit
     assert pruner._fresh_bar(study, fit, 5) > 0.05
     decide = pruner._decide
-    assert decide(study, state, fit, frozen, 0.05, decision_step) == "kept:model"
-    assert decide(study, state, fit, frozen, 0.015, decision_step) == "pruned:model"
+    assert decide(study, state, fit, frozen, 0.05, decision_step)[0] == "kept:model"
+    assert decide(study, state, fit, frozen, 0.015, decision_step) == ("pruned:model", None)
 
 
 @pytest.mark.parametrize(
