@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import dataclasses
 from dataclasses import dataclass
 from dataclasses import field
+import functools
 import hashlib
 import math
 import sys
@@ -546,7 +547,9 @@ class SRPPruner(BasePruner):
             # What made the probability 1, whatever the prediction.
             return "kept:reached-best", None
         scale = self._early_scale(fit, decision_step)
-        bar = self._model_bar(study, fit, step, scale, probability)
+        # Every trial is read at most once per decision, and only where a rule needs them.
+        every_trial = functools.cache(lambda: study.get_trials(deepcopy=False))
+        bar = self._model_bar(fit, step, scale, probability, every_trial)
         fresh_bar = None
         if probability < bar:
             decision = "pruned:model"
@@ -559,35 +562,40 @@ class SRPPruner(BasePruner):
             return "kept:model", None
         if not self._below_complete_quantile(fit, trial, step, sign, 0.5):
             return "kept:median", None
-        trials = study.get_trials(deepcopy=False)
-        if self._ranks_in_top(state, trials, trial, step, sign):
+        if self._ranks_in_top(state, every_trial(), trial, step, sign):
             return "kept:top", None
         return decision, fresh_bar
 
     def _model_bar(
-        self, study: Study, fit: _Fit, step: int, scale: float, probability: float
+        self,
+        fit: _Fit,
+        step: int,
+        scale: float,
+        probability: float,
+        every_trial: Callable[[], Sequence[FrozenTrial]],
     ) -> float:
         """The model rule's bar for a trial at ``step`` (``scale``: :meth:`_early_scale`):
         ``threshold``, or what the trial's remaining steps would buy as fresh trials
         (:meth:`_fresh_bar`) where that is higher and the models learn from the study's own
         complete trials alone; both times ``scale``.
 
-        Every trial is read only where ``probability`` lies between ``threshold`` and the
-        highest bar the study's own complete trials allow (the study has spent at least their
-        reports), so most decisions read nothing more.
+        ``every_trial`` (the study's trials) is called only where ``probability`` lies between
+        ``threshold`` and the highest bar the study's own complete trials allow (the study has
+        spent at least their reports), so most decisions read nothing more.
         """
         bar = self._threshold * scale
         if bar == 0.0 or probability < bar or fit.n_own < len(fit.records) or not fit.steps.size:
             return bar  # 0 turns the model rule off; below it, no higher bar changes anything
-        if probability >= self._fresh_bar(study, fit, step, fit.own_reports) * scale:
+        if probability >= self._fresh_bar(fit, step, fit.own_reports) * scale:
             return bar
-        return max(bar, self._fresh_bar(study, fit, step) * scale)
+        spent = sum(len(t.intermediate_values) for t in every_trial())
+        return max(bar, self._fresh_bar(fit, step, spent) * scale)
 
-    def _fresh_bar(self, study: Study, fit: _Fit, step: int, reports: int | None = None) -> float:
+    def _fresh_bar(self, fit: _Fit, step: int, reports: int) -> float:
         """The chance of a new best that the steps a trial at ``step`` still needs would buy if
         spent on fresh trials: its remaining share of the curve over the full trainings the
-        study has spent (``reports``, every trial's reports unless given, over the complete
-        trials' distinct steps; fewer reports give a higher bar).
+        study has spent (``reports``, the reports of its trials, over the complete trials'
+        distinct steps; fewer reports give a higher bar).
 
         Of ``n`` trials drawn alike, the last is the best so far with chance ``1 / n``; the
         study has spent ``S`` full trainings on ``n`` trials, so fresh trials find a new best at
@@ -604,8 +612,6 @@ class SRPPruner(BasePruner):
         """
         if fit.steps.size == 0:
             return 0.0
-        if reports is None:
-            reports = sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False))
         return (1.0 - _seen_fraction(fit, step)) / max(reports / fit.steps.size, 1.0)
 
     def _startup_rungs(

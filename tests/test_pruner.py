@@ -639,7 +639,7 @@ def test_early_in_a_study_the_bar_is_what_the_remaining_steps_would_buy() -> Non
     pruner = SRPPruner(n_startup_trials=10, seed=0)
     state, fit, frozen, decision_step = _fit_for_last_trial(study, pruner)
     assert pruner._early_scale(fit, decision_step) == 1.0
-    assert pruner._fresh_bar(study, fit, 5) == pytest.approx(0.75 / 12.25)
+    assert pruner._fresh_bar(fit, 5, _spent(study)) == pytest.approx(0.75 / 12.25)
     decide = pruner._decide
     assert decide(study, state, fit, frozen, 0.05, decision_step)[0] == "pruned:model"
     assert decide(study, state, fit, frozen, 0.07, decision_step)[0] == "kept:model"
@@ -656,9 +656,36 @@ def test_early_in_a_study_the_bar_is_what_the_remaining_steps_would_buy() -> Non
                 intermediate_values={s: float(np.median(values[s])) for s in range(1, 21)},
             )
         )
-    assert pruner._fresh_bar(study, fit, 5) < pruner._threshold
+    assert pruner._fresh_bar(fit, 5, _spent(study)) < pruner._threshold
     assert decide(study, state, fit, frozen, 0.05, decision_step)[0] == "kept:model"
     assert decide(study, state, fit, frozen, 0.015, decision_step) == ("pruned:model", None)
+
+
+def _spent(study: optuna.Study) -> int:
+    return sum(len(t.intermediate_values) for t in study.trials)
+
+
+def test_a_decision_reads_every_trial_at_most_once() -> None:
+    # At 0.05 the trial is stopped by what fresh trials would buy (which needs every trial's
+    # reports) after the median and top-tenth guards (the latter needs every trial too): one
+    # read serves both, since on an RDB storage each read is a query over the whole study.
+    study, _ = _study_with_a_trial_at_a_quarter()
+    pruner = SRPPruner(n_startup_trials=10, seed=0)
+    state, fit, frozen, decision_step = _fit_for_last_trial(study, pruner)
+    reads = []
+    get_trials = study.get_trials
+
+    def counting_get_trials(*args: Any, **kwargs: Any) -> Any:
+        reads.append(kwargs.get("states"))
+        return get_trials(*args, **kwargs)
+
+    study.get_trials = counting_get_trials  # type: ignore[method-assign]
+    assert pruner._decide(study, state, fit, frozen, 0.05, decision_step)[0] == "pruned:model"
+    assert reads == [None]
+    # Above every bar nothing is read.
+    reads.clear()
+    assert pruner._decide(study, state, fit, frozen, 0.5, decision_step)[0] == "kept:model"
+    assert reads == []
 
 
 def test_with_source_trials_in_the_models_the_bar_is_threshold() -> None:
@@ -671,7 +698,7 @@ def test_with_source_trials_in_the_models_the_bar_is_threshold() -> None:
     pruner = SRPPruner(n_startup_trials=20, seed=0, source_trials=earlier.trials)
     state, fit, frozen, decision_step = _fit_for_last_trial(study, pruner)
     assert fit.n_own < len(fit.records)  # source trials in the fit
-    assert pruner._fresh_bar(study, fit, 5) > 0.05
+    assert pruner._fresh_bar(fit, 5, _spent(study)) > 0.05
     decide = pruner._decide
     assert decide(study, state, fit, frozen, 0.05, decision_step)[0] == "kept:model"
     assert decide(study, state, fit, frozen, 0.015, decision_step) == ("pruned:model", None)
