@@ -167,5 +167,5 @@ class FastHyperbandPruner(BasePruner):
         # From the prediction alone: SRPPruner's probability is 1 for a trial whose best value
         # so far reaches the best final value, which, where the complete trials sit on a
         # plateau (TaskSet's chance level), any jittery run on it does.
-        probability = float(ndtr((mean - fit.best_final) / std))
+        probability = float(ndtr((mean - fit.value_to_beat) / std))
         return min(1.0, probability / srp._early_scale(fit, checkpoint))

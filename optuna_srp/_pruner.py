@@ -66,6 +66,17 @@ _SOURCE_DROPPED_KEY = "srp:source_dropped@{}"
 # probability 0.006 (each is outside with 0.046).
 _MIN_SOURCE_CHECK_TRIALS = 3
 _SOURCE_CHECK_Z = 2.0
+# While source trials of the study's search space train the models, a trial must beat the best
+# complete trial by this fraction of the spread of the final values the models learn from (their
+# 10-90% range, robust_center_scale). A study's first complete trials are often at chance level
+# (TaskSet: most runs never learn), and every run at chance is then level with the incumbent and
+# has a fair chance to end above it, by noise: a re-tuning GRU128 study spent 6 of its first 10
+# full trainings on such runs. Beating the best by a hair is cheap to lose; the source, whose
+# runs that learned show how far runs get in this setup, gives the unit that a study's first
+# trials lack. Re-tuning, summed regret 4.49 against 5.00 (held-out orderings) and 4.03 against
+# 4.25; from another search space (another setup) it cost the study (docs/benchmarks.md, warm
+# start).
+_SOURCE_MARGIN = 0.05
 # Optuna 4.3 added UpdateFinishedTrialError; before it, writing to a finished trial raised the
 # RuntimeError it subclasses.
 _UpdateFinishedTrialError: type[Exception] = getattr(
@@ -133,6 +144,9 @@ class _Fit:
     target_center: float
     target_scale: float
     best_final: float
+    # What a trial must beat best_final by: 0, or _SOURCE_MARGIN of the targets' spread while
+    # source trials are in ``records``.
+    margin: float
     incumbent_curves: list[_Curve]  # of the complete trials whose value is best_final
     checkpoints: np.ndarray
     steps: np.ndarray  # the distinct steps the complete trials reported, sorted
@@ -146,6 +160,10 @@ class _Fit:
     # Where the study's own evidence puts the rungs (see early_rung_fraction), computed at the
     # first check after each refit: all trials' curves are read, so not at every check.
     early_rungs: tuple[float | None] | None = None
+
+    @property
+    def value_to_beat(self) -> float:
+        return self.best_final + self.margin
 
 
 @dataclass
@@ -321,9 +339,12 @@ class SRPPruner(BasePruner):
             search space is normal: a source trial brings its curve and the parameters the
             study shares, encoded with the study's distributions. Source trials are never the
             study's best, never written to it, and never enter the median, laggard and
-            top-tenth rules (they may be in other units). A trial that is not complete,
-            multi-objective, without intermediate values or with a non-finite value is skipped
-            with one warning.
+            top-tenth rules (they may be in other units). While source trials with the study's
+            parameters train the models, a trial must beat the best complete trial by a
+            twentieth of the 10-90% range of the final values the models learn from: a run
+            level with a first incumbent at chance level can beat it only by noise. A trial
+            that is not complete, multi-objective, without intermediate values or with a
+            non-finite value is skipped with one warning.
 
     Raises:
         ValueError: If an argument is out of range.
@@ -543,7 +564,7 @@ class SRPPruner(BasePruner):
             return "kept:end", None  # where the complete trials end, stopping saves nothing
         if _level_with_incumbent(fit, trial, step, sign):
             return "kept:incumbent", None
-        if _reached(trial, sign, fit.best_final):
+        if _reached(trial, sign, fit.value_to_beat):
             # What made the probability 1, whatever the prediction.
             return "kept:reached-best", None
         scale = self._early_scale(fit, decision_step)
@@ -669,12 +690,18 @@ class SRPPruner(BasePruner):
         # A dropped source never gets here: the models then wait for n_startup_trials own ones.
         if not self._source_trials:
             return None
-        if {name for t in complete for name in t.params} != self._source_params:
+        if not self._same_setup(complete):
             return None
         with self._lock:
             if sign not in self._source_rungs:
                 self._source_rungs[sign] = early_rung_fraction(self._source_trials, sign)
             return self._source_rungs[sign]
+
+    def _same_setup(self, complete: Sequence[FrozenTrial]) -> bool:
+        """Whether the source trials have the study's parameters (the names of its complete
+        trials' parameters): where ranks settle and how far the runs that learn get belong to
+        the training setup, which a re-tuned study shares and another search space does not."""
+        return {name for t in complete for name in t.params} == self._source_params
 
     def predict(self, study: Study, trial: FrozenTrial) -> tuple[float, float] | None:
         """Predict the final value of a running trial.
@@ -776,10 +803,10 @@ class SRPPruner(BasePruner):
         std = fit.target_scale * max(float(std_arr[0]), _MIN_STANDARDISED_STD)
         if not (math.isfinite(mean) and math.isfinite(std)):
             return None
-        if _reached(trial, _sign(study), fit.best_final):
+        if _reached(trial, _sign(study), fit.value_to_beat):
             probability = 1.0  # already as good as the best complete trial
         else:
-            z = (fit.best_final - mean) / std
+            z = (fit.value_to_beat - mean) / std
             # Infinite degrees of freedom (calibration="spread") give the Gaussian tail.
             probability = float(stdtr(step_model.model.residual_dof_, -z))
         return mean, std, probability, checkpoint, fit
@@ -864,6 +891,7 @@ class SRPPruner(BasePruner):
             target_center=target_center,
             target_scale=target_scale,
             best_final=best_final,
+            margin=_SOURCE_MARGIN * target_scale if source and self._same_setup(complete) else 0.0,
             incumbent_curves=incumbent_curves,
             checkpoints=_geometric_subset(steps),
             steps=steps,
@@ -1178,10 +1206,10 @@ class _Decision:
     def reason(self, sign: float) -> str:
         """One line a user reads on optuna-dashboard, in the study's units."""
         predicted = f"predicted {_fmt(self.mean * sign)} ± {self.std:.2g}"
-        chance = (
-            f"chance to beat the best ({_fmt(self.fit.best_final * sign)}) "
-            f"{_fmt_probability(self.probability)}"
-        )
+        best = _fmt(self.fit.best_final * sign)
+        if self.fit.margin > 0.0:
+            best += f" by {self.fit.margin:.2g}"
+        chance = f"chance to beat the best ({best}) {_fmt_probability(self.probability)}"
         verb, rule = self.decision.split(":", 1)
         head = f"{verb} at step {self.step}: "
         if rule == "model":
@@ -1199,7 +1227,6 @@ class _Decision:
             return f"{head}{predicted}, {chance}, but among the best trials at this step"
         if rule == "end":
             return f"{head}the complete trials end here, stopping saves nothing; {predicted}"
-        best = _fmt(self.fit.best_final * sign)
         if rule == "reached-best":
             return f"{head}has already reached the best complete value ({best}); {predicted}"
         return f"{head}level with the best complete trial ({best}) at this step; {predicted}"
@@ -1347,7 +1374,7 @@ def _curve(trial: FrozenTrial, sign: float) -> _Curve:
 
 def _level_with_incumbent(fit: _Fit, trial: FrozenTrial, step: int, sign: float) -> bool:
     """Whether the value ``trial`` reported at ``step`` is at least that of a best complete
-    trial at the same step (its last report at or before it).
+    trial at the same step (its last report at or before it), plus ``fit.margin``.
 
     Such a trial is level with the incumbent on all the evidence so far, and its chance of
     ending at least as well is about one half, whatever the models say: a model trained on
@@ -1360,7 +1387,7 @@ def _level_with_incumbent(fit: _Fit, trial: FrozenTrial, step: int, sign: float)
     current = float(value) * sign
     for steps, _, values in fit.incumbent_curves:
         i = bisect.bisect_right(steps, step) - 1
-        if i >= 0 and current >= values[i]:
+        if i >= 0 and current >= values[i] + fit.margin:
             return True
     return False
 

@@ -413,3 +413,92 @@ def test_the_full_group_trains_to_the_end_until_the_source_can_be_checked() -> N
     second = _hopeless_trial(study)
     assert in_full_group(study, study.trials[-1], FULL_FRACTION)  # in it, but checked now
     assert second.should_prune()
+
+
+# ---------------------------------------------------------------------------------------------
+# The margin while the source trains the models.
+
+_CHANCE = 0.5
+
+
+def _flat(rng: np.random.Generator, at: dict[int, float] | None = None) -> dict[int, float]:
+    """A run that never learns: at chance level, with noise; ``at`` overrides some steps."""
+    values = {s: _CHANCE + float(rng.normal(0, 0.002)) for s in range(1, N_STEPS + 1)}
+    values.update(at or {})
+    return values
+
+
+def _chance_source(n: int = 40, name: str = "x") -> list[FrozenTrial]:
+    """An earlier study of the same task: the runs with x > 0.8 learn, the others stay at
+    chance level, as most TaskSet runs do (``name``: what the parameter x is called there)."""
+    study = optuna.create_study(direction="maximize")
+    rng = np.random.default_rng(0)
+    for x in np.linspace(0, 1, n):
+        values = dict(enumerate(curve(float(x), rng), start=1)) if x > 0.8 else _flat(rng)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={name: float(x)},
+                distributions={name: FloatDistribution(0, 1)},
+                value=values[N_STEPS],
+                intermediate_values=values,
+            )
+        )
+    return study.get_trials(states=(TrialState.COMPLETE,))
+
+
+def _study_at_chance(pruner: SRPPruner) -> optuna.Study:
+    """Three complete trials of the study's own, all at chance level (enough for the source
+    check, which keeps the source); the best (final .502) was behind the others at step 10."""
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    rng = np.random.default_rng(1)
+    for x, at_10, final in ((0.1, 0.497, 0.502), (0.2, 0.501, 0.500), (0.3, 0.503, 0.499)):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x},
+                distributions={"x": FloatDistribution(0, 1)},
+                value=final,
+                intermediate_values=_flat(rng, {10: at_10, N_STEPS: final}),
+                system_attrs={FULL_KEY: True},
+            )
+        )
+    return study
+
+
+def _ten_reports(study: optuna.Study, x: float, values: dict[int, float]) -> tuple[bool, str]:
+    study.enqueue_trial({"x": x})
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    pruned = False
+    for step in range(1, 11):
+        trial.report(values[step], step)
+        pruned = trial.should_prune()
+    attrs = study._storage.get_trial(trial._trial_id).user_attrs
+    return pruned, f"{attrs.get('srp:decision')}: {attrs.get('srp:reason')}"
+
+
+def test_with_a_source_a_run_level_with_an_incumbent_at_chance_is_pruned() -> None:
+    # At step 10 the run is level with the best complete trial (.499 against its .497) and
+    # below the median there (.501): without the margin the incumbent rule keeps it, and so
+    # every run at chance level. It can beat the best only by noise.
+    run = _flat(np.random.default_rng(2), {10: 0.499})
+    study = _study_at_chance(SRPPruner(seed=0, source_trials=_chance_source()))
+    pruned, why = _ten_reports(study, 0.15, run)
+    assert pruned, why
+    assert why.startswith("pruned:model: ") and "chance to beat the best (0.502 by " in why
+
+
+def test_with_a_source_a_run_that_learns_is_kept_beside_an_incumbent_at_chance() -> None:
+    run = dict(enumerate(curve(0.9, np.random.default_rng(2)), start=1))
+    study = _study_at_chance(SRPPruner(seed=0, source_trials=_chance_source()))
+    pruned, why = _ten_reports(study, 0.9, run)
+    assert not pruned, why
+
+
+def test_a_source_of_another_search_space_sets_no_margin() -> None:
+    # Another search space is another training setup: how far its runs get says nothing of
+    # what a meaningful margin is here, and the run level with the incumbent is kept.
+    run = _flat(np.random.default_rng(2), {10: 0.499})
+    source = _chance_source(name="y")
+    study = _study_at_chance(SRPPruner(seed=0, source_trials=source))
+    pruned, why = _ten_reports(study, 0.15, run)
+    assert not pruned and why.startswith("kept:incumbent: "), why
