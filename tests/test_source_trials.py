@@ -428,13 +428,31 @@ def _flat(rng: np.random.Generator, at: dict[int, float] | None = None) -> dict[
     return values
 
 
-def _chance_source(n: int = 40, name: str = "x") -> list[FrozenTrial]:
+# An accuracy in the study's units: (sign, scale, offset) maps it to sign * (scale * v + offset),
+# and the study minimises where the sign is negative.
+_Units = tuple[float, float, float]
+_ACCURACY: _Units = (1.0, 1.0, 0.0)
+
+
+def _in(units: _Units, values: dict[int, float]) -> dict[int, float]:
+    sign, scale, offset = units
+    return {s: sign * (scale * v + offset) for s, v in values.items()}
+
+
+def _direction(units: _Units) -> str:
+    return "maximize" if units[0] > 0 else "minimize"
+
+
+def _chance_source(
+    n: int = 40, name: str = "x", units: _Units = _ACCURACY
+) -> list[FrozenTrial]:
     """An earlier study of the same task: the runs with x > 0.8 learn, the others stay at
     chance level, as most TaskSet runs do (``name``: what the parameter x is called there)."""
-    study = optuna.create_study(direction="maximize")
+    study = optuna.create_study(direction=_direction(units))
     rng = np.random.default_rng(0)
     for x in np.linspace(0, 1, n):
         values = dict(enumerate(curve(float(x), rng), start=1)) if x > 0.8 else _flat(rng)
+        values = _in(units, values)
         study.add_trial(
             optuna.trial.create_trial(
                 params={name: float(x)},
@@ -446,18 +464,19 @@ def _chance_source(n: int = 40, name: str = "x") -> list[FrozenTrial]:
     return study.get_trials(states=(TrialState.COMPLETE,))
 
 
-def _study_at_chance(pruner: SRPPruner) -> optuna.Study:
+def _study_at_chance(pruner: SRPPruner, units: _Units = _ACCURACY) -> optuna.Study:
     """Three complete trials of the study's own, all at chance level (enough for the source
     check, which keeps the source); the best (final .502) was behind the others at step 10."""
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+    study = optuna.create_study(direction=_direction(units), pruner=pruner)
     rng = np.random.default_rng(1)
     for x, at_10, final in ((0.1, 0.497, 0.502), (0.2, 0.501, 0.500), (0.3, 0.503, 0.499)):
+        values = _in(units, _flat(rng, {10: at_10, N_STEPS: final}))
         study.add_trial(
             optuna.trial.create_trial(
                 params={"x": x},
                 distributions={"x": FloatDistribution(0, 1)},
-                value=final,
-                intermediate_values=_flat(rng, {10: at_10, N_STEPS: final}),
+                value=values[N_STEPS],
+                intermediate_values=values,
                 system_attrs={FULL_KEY: True},
             )
         )
@@ -487,11 +506,15 @@ def test_with_a_source_a_run_level_with_an_incumbent_at_chance_is_pruned() -> No
     assert why.startswith("pruned:model: ") and "chance to beat the best (0.502 by " in why
 
 
-def test_with_a_source_a_run_that_learns_is_kept_beside_an_incumbent_at_chance() -> None:
-    run = dict(enumerate(curve(0.9, np.random.default_rng(2)), start=1))
-    study = _study_at_chance(SRPPruner(seed=0, source_trials=_chance_source()))
-    pruned, why = _ten_reports(study, 0.9, run)
-    assert not pruned, why
+@pytest.mark.parametrize("units", [(-1.0, 1.0, 0.0), (1.0, 1e-6, 0.0), (-1.0, 1e3, -3.0)])
+def test_the_margin_follows_the_objectives_units_and_direction(units: _Units) -> None:
+    # The same study as above, as a loss or in other units and offsets: the margin is a share
+    # of the finals' spread in the oriented values, not an absolute amount.
+    run = _in(units, _flat(np.random.default_rng(2), {10: 0.499}))
+    source = _chance_source(units=units)
+    study = _study_at_chance(SRPPruner(seed=0, source_trials=source), units)
+    pruned, why = _ten_reports(study, 0.15, run)
+    assert pruned and why.startswith("pruned:model: "), why
 
 
 def test_a_source_of_another_search_space_sets_no_margin() -> None:
