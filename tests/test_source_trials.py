@@ -12,6 +12,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import pytest
@@ -439,13 +440,11 @@ def _in(units: _Units, values: dict[int, float]) -> dict[int, float]:
     return {s: sign * (scale * v + offset) for s, v in values.items()}
 
 
-def _direction(units: _Units) -> str:
-    return "maximize" if units[0] > 0 else "minimize"
+def _direction(units: _Units) -> StudyDirection:
+    return StudyDirection.MAXIMIZE if units[0] > 0 else StudyDirection.MINIMIZE
 
 
-def _chance_source(
-    n: int = 40, name: str = "x", units: _Units = _ACCURACY
-) -> list[FrozenTrial]:
+def _chance_source(n: int = 40, name: str = "x", units: _Units = _ACCURACY) -> list[FrozenTrial]:
     """An earlier study of the same task: the runs with x > 0.8 learn, the others stay at
     chance level, as most TaskSet runs do (``name``: what the parameter x is called there)."""
     study = optuna.create_study(direction=_direction(units))
