@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import estimator_checks_generator
 
 from optuna_srp import _model
 from optuna_srp import SRMEnsemble
@@ -149,7 +149,16 @@ def test_residual_dof_counts_the_residuals_behind_the_std(calibration: str) -> N
     assert few.residual_dof_ == 9  # at least 10 residuals however few the samples
 
 
-@parametrize_with_checks([SRMEnsemble(n_estimators=3, random_state=0)])
+# A list, not sklearn's parametrize_with_checks: that hands pytest a generator, which pytest 10
+# will refuse (PytestRemovedIn10Warning on the lowest declared versions).
+_ESTIMATOR_CHECKS = list(estimator_checks_generator(SRMEnsemble(n_estimators=3, random_state=0)))
+
+
+@pytest.mark.parametrize(
+    ("estimator", "check"),
+    _ESTIMATOR_CHECKS,
+    ids=[getattr(check, "func", check).__name__ for _, check in _ESTIMATOR_CHECKS],
+)
 def test_scikit_learn_estimator_checks(estimator: SRMEnsemble, check: object) -> None:
     check(estimator)  # type: ignore[operator]
 
