@@ -217,8 +217,9 @@ class SRPPruner(BasePruner):
       stopping saves nothing.
 
     Until ``n_startup_trials`` trials are complete, successive-halving rungs decide instead
-    (see ``n_startup_trials``). After that, where the study's five best complete trials all led
-    early (a 256th, a 64th or a 16th of the curve), rungs from there to a quarter of the curve
+    (see ``n_startup_trials``). After that, where the study's best complete trials led early
+    (a 256th, a 64th or a 16th of the curve: all of the best five, or with more than a hundred
+    complete trials most of the best twentieth), rungs from there to a quarter of the curve
     screen beside the models; where curves cross, the models decide alone.
 
     Decisions do not depend on the objective's units or offset, nor on where step numbering

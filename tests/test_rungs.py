@@ -287,6 +287,24 @@ def test_where_the_best_runs_lead_early_the_first_rung_is_early(sign: float) -> 
     assert early_rung_fraction(source[:19], sign) is None
 
 
+@pytest.mark.parametrize(
+    "slow,expected",
+    [
+        ((199,), 1 / 256),  # 9 of the best 10 led: a lower bound of .66 on their share
+        ((199, 195), 1 / 256),  # 8 of 10: .55
+        ((199, 195, 192), None),  # 7 of 10: .45, no longer a majority
+        ((189, 185, 182), 1 / 256),  # slow runs outside the best twentieth
+    ],
+)
+def test_with_many_complete_trials_a_majority_of_the_best_twentieth_must_have_led(
+    slow: tuple[int, ...], expected: float | None
+) -> None:
+    # With 20 trials one slow run among the best 5 keeps every rung away (above); with 200
+    # (a source of an earlier study) the evidence is the best 10, and most of them must lead.
+    source = _source(np.linspace(0.1, 0.9, 200), slow=slow)
+    assert early_rung_fraction(source, 1.0) == expected
+
+
 def test_the_study_s_own_trials_are_evidence_of_early_rungs() -> None:
     # Pruned trials count at the positions they reached; only complete trials are the best.
     trials = _source(FINALS)
