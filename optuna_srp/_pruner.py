@@ -1208,9 +1208,11 @@ class _Decision:
         """One line a user reads on optuna-dashboard, in the study's units."""
         predicted = f"predicted {_fmt(self.mean * sign)} ± {self.std:.2g}"
         best = _fmt(self.fit.best_final * sign)
-        if self.fit.margin > 0.0:
-            best += f" by {self.fit.margin:.2g}"
-        chance = f"chance to beat the best ({best}) {_fmt_probability(self.probability)}"
+        # The margin a source sets (_SOURCE_MARGIN), in the study's units.
+        by = f" by {self.fit.margin:.2g}" if self.fit.margin > 0.0 else ""
+        chance = f"chance to beat the best ({best})"
+        chance += f"{by} or more: " if by else " "
+        chance += _fmt_probability(self.probability)
         verb, rule = self.decision.split(":", 1)
         head = f"{verb} at step {self.step}: "
         if rule == "model":
@@ -1229,7 +1231,10 @@ class _Decision:
         if rule == "end":
             return f"{head}the complete trials end here, stopping saves nothing; {predicted}"
         if rule == "reached-best":
-            return f"{head}has already reached the best complete value ({best}); {predicted}"
+            done = "beaten" if by else "reached"
+            return f"{head}has already {done} the best complete value ({best}){by}; {predicted}"
+        if by:
+            return f"{head}ahead of the best complete trial ({best}){by} at this step; {predicted}"
         return f"{head}level with the best complete trial ({best}) at this step; {predicted}"
 
 

@@ -502,7 +502,7 @@ def test_with_a_source_a_run_level_with_an_incumbent_at_chance_is_pruned() -> No
     study = _study_at_chance(SRPPruner(seed=0, source_trials=_chance_source()))
     pruned, why = _ten_reports(study, 0.15, run)
     assert pruned, why
-    assert why.startswith("pruned:model: ") and "chance to beat the best (0.502 by " in why
+    assert why.startswith("pruned:model: ") and "chance to beat the best (0.502) by 0.0" in why
 
 
 @pytest.mark.parametrize("units", [(-1.0, 1.0, 0.0), (1.0, 1e-6, 0.0), (-1.0, 1e3, -3.0)])
