@@ -299,20 +299,24 @@ def _best_complete(trials: Sequence[FrozenTrial], sign: float, n: int) -> list[i
     return [i for _, i in sorted(finals, reverse=True)[:n]]
 
 
-def _led(curves: Sequence[np.ndarray], indices: Sequence[int], position: int) -> bool:
-    """Whether the curves at ``indices`` all reported at ``position`` and were in the top
+def _n_led(curves: Sequence[np.ndarray], indices: Sequence[int], position: int) -> int:
+    """How many of the curves at ``indices`` reported at ``position`` and were in the top
     quarter of every curve that reported there."""
     bar = _top_quarter_bar([c[position] for c in curves if c.size > position])
-    return all(curves[i].size > position and curves[i][position] >= bar for i in indices)
+    return sum(curves[i].size > position and curves[i][position] >= bar for i in indices)
+
+
+def _led(curves: Sequence[np.ndarray], indices: Sequence[int], position: int) -> bool:
+    """Whether the curves at ``indices`` all led at ``position`` (:func:`_n_led`)."""
+    return _n_led(curves, indices, position) == len(indices)
 
 
 def _mostly_led(curves: Sequence[np.ndarray], indices: Sequence[int], position: int) -> bool:
     """Whether a rung at ``position`` keeps a majority of the curves at ``indices``, with
-    ``_LED_CONFIDENCE``: the one-sided Clopper-Pearson lower bound of the share of them in the
-    top quarter of every curve that reported there is at least ``_MIN_LED_SHARE``. For 5 curves
-    that needs all 5 (4 of 5 give .42), for 25 it needs 17."""
-    bar = _top_quarter_bar([c[position] for c in curves if c.size > position])
-    led = sum(curves[i].size > position and curves[i][position] >= bar for i in indices)
+    ``_LED_CONFIDENCE``: the one-sided Clopper-Pearson lower bound of the share of them that
+    led there (:func:`_n_led`) is at least ``_MIN_LED_SHARE``. For 5 curves that needs all 5 (4
+    of 5 give .42), for 25 it needs 17."""
+    led = _n_led(curves, indices, position)
     if led == 0:
         return False
     lower = scipy.stats.beta.ppf(1.0 - _LED_CONFIDENCE, led, len(indices) - led + 1)
