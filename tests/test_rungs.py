@@ -290,10 +290,11 @@ def test_where_the_best_runs_lead_early_the_first_rung_is_early(sign: float) -> 
 @pytest.mark.parametrize(
     "slow,expected",
     [
-        ((199,), 1 / 256),  # 9 of the best 10 led: a lower bound of .66 on their share
-        ((199, 195), 1 / 256),  # 8 of 10: .55
-        ((199, 195, 192), None),  # 7 of 10: .45, no longer a majority
-        ((189, 185, 182), 1 / 256),  # slow runs outside the best twentieth
+        ((199,), 1 / 256),  # 9 of the best 10 led: a lower bound of .75 on their share
+        ((199, 195), 1 / 256),  # 8 of 10: .65
+        ((199, 195, 192), 1 / 256),  # 7 of 10: .54 (at 90% confidence .45: no rung)
+        ((199, 195, 192, 190), None),  # 6 of 10: .45, no longer a majority
+        ((189, 185, 182, 180), 1 / 256),  # slow runs outside the best twentieth
     ],
 )
 def test_with_many_complete_trials_a_majority_of_the_best_twentieth_must_have_led(
