@@ -16,6 +16,7 @@ from scipy.special import stdtr
 
 from optuna_srp import _pruner
 from optuna_srp import SRPPruner
+from optuna_srp._rungs import FULL_KEY
 from tests._synthetic import add_complete_trials
 from tests._synthetic import curve
 from tests._synthetic import final_value
@@ -230,6 +231,79 @@ def test_non_finite_curves_are_read_as_diverged(direction: Direction, bad: float
     leader = _ask(study, 0.7)
     _report(leader, curve(0.7, rng)[:5], sign)
     assert not leader.should_prune()
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_diverged_trial_is_stopped_in_the_start_up_even_in_the_full_group(
+    direction: Direction, bad: float
+) -> None:
+    # Before the models: the full group would train it to the end, for a failed trial.
+    study = optuna.create_study(direction=direction, pruner=SRPPruner(n_startup_trials=10))
+    add_complete_trials(study, 2)
+    trial = _ask(study, 0.5)
+    study._storage.set_trial_system_attr(trial._trial_id, FULL_KEY, True)
+    _report(trial, [0.1, 0.2], _sign(direction))
+    assert not trial.should_prune()
+    trial.report(bad, 3)
+    assert trial.should_prune()
+    study.tell(trial, state=TrialState.PRUNED)
+    decision = study.trials[-1].user_attrs
+    assert decision["srp:decision"] == "pruned:diverged"
+    assert decision["srp:reason"] == (
+        f"pruned at step 3: it reported {bad!r} (diverged), where finite values had been "
+        "reported by this step"
+    )
+
+
+def test_a_diverged_trial_that_reached_the_best_complete_value_keeps_it() -> None:
+    # An objective that returns its best value so far would complete with the best value.
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
+    add_complete_trials(study, 2)
+    best = max(t.value for t in study.trials if t.value is not None)
+    trial = _ask(study, 0.5)
+    study._storage.set_trial_system_attr(trial._trial_id, FULL_KEY, True)
+    _report(trial, [0.1, best + 0.01, float("nan")])
+    assert not trial.should_prune()
+    below = _ask(study, 0.6)
+    study._storage.set_trial_system_attr(below._trial_id, FULL_KEY, True)
+    _report(below, [0.1, best - 0.01, float("nan")])
+    assert below.should_prune()
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_a_first_trial_that_diverges_after_finite_values_is_stopped(direction: Direction) -> None:
+    # No other trial to compare with: its own finite values show that the metric is defined.
+    study = optuna.create_study(direction=direction, pruner=SRPPruner())
+    first = _ask(study, 0.5)
+    _report(first, [0.1, 0.2], _sign(direction))
+    assert not first.should_prune()
+    first.report(float("nan"), 3)
+    assert first.should_prune()
+    study.tell(first, state=TrialState.PRUNED)
+    assert study.trials[-1].user_attrs["srp:decision"] == "pruned:diverged"
+
+
+def test_a_value_that_no_trial_has_finite_yet_is_no_divergence() -> None:
+    study = optuna.create_study(direction="minimize", pruner=SRPPruner(n_startup_trials=2))
+    # The first trial has no other to compare with: it goes on, and its curve recovers (a
+    # metric undefined at the first step, by design).
+    first = _ask(study, 0.5)
+    first.report(float("nan"), 1)
+    assert not first.should_prune()
+    for step in range(2, 13):
+        first.report(1.0 / step, step)
+    study.tell(first, 1.0 / 12)
+    # The next one (in the full group: no rung stops it) reports NaN where the first did: not
+    # pruned there, but where the first was finite.
+    second = _ask(study, 0.6)
+    study._storage.set_trial_system_attr(second._trial_id, FULL_KEY, True)
+    second.report(float("nan"), 1)
+    assert not second.should_prune()
+    second.report(float("nan"), 2)
+    assert second.should_prune()
+    study.tell(second, state=TrialState.PRUNED)
+    assert study.trials[-1].user_attrs["srp:decision"] == "pruned:diverged"
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

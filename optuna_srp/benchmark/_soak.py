@@ -450,7 +450,10 @@ def run_study(spec: StudySpec, pruner: SRPPruner | None = None) -> StudyOutcome:
             rule = study._storage.get_trial(trial._trial_id).user_attrs.get("srp:decision")
             d = Decision(i, frozen.last_step, pruned, prediction, holds_best, rule)
             decisions.append(d)
-            if pruned and holds_best and not delegates:
+            # With no finite complete value there is no best to hold, and a diverged run is
+            # stopped all the same (SRPPruner's _diverged).
+            vacuous = rule == "pruned:diverged" and not math.isfinite(best_complete)
+            if pruned and holds_best and not delegates and not vacuous:
                 violations.append(
                     f"pruned the trial holding the best value after {i} reports "
                     f"(step {frozen.last_step}, best running {max(running, default=None)!r}, "
