@@ -440,11 +440,10 @@ class SRPPruner(BasePruner):
         # A run that already reported the best complete value keeps it: an objective that
         # returns its best value so far would complete with it. Before a finite complete value
         # there is no best to keep, and the run would train to the end.
-        best_final = _best_final(complete, _sign(study))
-        if _diverged(study, trial) and not (
-            math.isfinite(best_final) and _reached(trial, _sign(study), best_final)
-        ):
-            return self._prune_diverged(study, trial)
+        if _diverged(study, trial):
+            best_final = _best_final(complete, _sign(study))
+            if not (math.isfinite(best_final) and _reached(trial, _sign(study), best_final)):
+                return self._prune_diverged(study, trial)
         if self._feeds_source_check(study, state, trial, complete):
             return False
         prediction = self._predict(study, state, trial, complete)
