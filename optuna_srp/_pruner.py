@@ -443,7 +443,15 @@ class SRPPruner(BasePruner):
         if _diverged(study, trial):
             best_final = _best_final(complete, _sign(study))
             if not (math.isfinite(best_final) and _reached(trial, _sign(study), best_final)):
-                return self._prune_diverged(study, trial)
+                step = trial.last_step
+                assert step is not None
+                return _mark_pruned(
+                    study,
+                    trial,
+                    "pruned:diverged",
+                    f"pruned at step {step}: it reported {trial.intermediate_values[step]!r} "
+                    "(diverged), where finite values had been reported by this step",
+                )
         if self._feeds_source_check(study, state, trial, complete):
             return False
         prediction = self._predict(study, state, trial, complete)
@@ -501,24 +509,6 @@ class SRPPruner(BasePruner):
             and in_full_group(study, trial, FULL_FRACTION)
         )
 
-    def _prune_diverged(self, study: Study, trial: FrozenTrial) -> bool:
-        """Prune a trial that has diverged (:func:`_diverged`), with its decision and reason."""
-        step = trial.last_step
-        assert step is not None
-        try:
-            study._storage.set_trial_user_attr(
-                trial._trial_id, ATTR_PREFIX + "decision", "pruned:diverged"
-            )
-            study._storage.set_trial_user_attr(
-                trial._trial_id,
-                ATTR_PREFIX + "reason",
-                f"pruned at step {step}: it reported {trial.intermediate_values[step]!r} "
-                "(diverged), where finite values had been reported by this step",
-            )
-        except _UpdateFinishedTrialError:
-            return False  # another worker (e.g. a heartbeat check) has finished the trial
-        return True
-
     def _rung_prune(
         self,
         study: Study,
@@ -533,40 +523,36 @@ class SRPPruner(BasePruner):
         try:
             if not rung_stops(study, trial, complete, _sign(study), first_fraction):
                 return False
-            step = trial.last_step
-            if startup is not None:
-                fit = self._state(study).fit
-                if fit is not None and len(complete) >= self._n_startup_trials:
-                    # The models could not read enough of them (e.g. extra_features failed).
-                    why = (
-                        f"start-up: the models could read {fit.n_readable} of the "
-                        f"{len(complete)} complete trials and need {self._n_startup_trials}"
-                    )
-                else:
-                    why = (
-                        f"start-up: {len(complete)} of {self._n_startup_trials} complete trials "
-                        "for the models"
-                    )
-                if first_fraction < RUNG_FRACTION:
-                    why += f"; rungs from 1/{round(1 / first_fraction)} of the curve, {startup}"
-            else:
-                why = (
-                    f"rungs from 1/{round(1 / first_fraction)} of the curve, where the best "
-                    f"{'source' if len(complete) < self._n_startup_trials else 'complete'} "
-                    "trials already led"
-                )
-            study._storage.set_trial_user_attr(
-                trial._trial_id, ATTR_PREFIX + "decision", "pruned:rung"
-            )
-            study._storage.set_trial_user_attr(
-                trial._trial_id,
-                ATTR_PREFIX + "reason",
-                f"pruned at step {step}: not in the top quarter of the trials at this rung "
-                f"({why})",
-            )
         except _UpdateFinishedTrialError:
             return False  # another worker (e.g. a heartbeat check) has finished the trial
-        return True
+        step = trial.last_step
+        if startup is not None:
+            fit = self._state(study).fit
+            if fit is not None and len(complete) >= self._n_startup_trials:
+                # The models could not read enough of them (e.g. extra_features failed).
+                why = (
+                    f"start-up: the models could read {fit.n_readable} of the "
+                    f"{len(complete)} complete trials and need {self._n_startup_trials}"
+                )
+            else:
+                why = (
+                    f"start-up: {len(complete)} of {self._n_startup_trials} complete trials "
+                    "for the models"
+                )
+            if first_fraction < RUNG_FRACTION:
+                why += f"; rungs from 1/{round(1 / first_fraction)} of the curve, {startup}"
+        else:
+            why = (
+                f"rungs from 1/{round(1 / first_fraction)} of the curve, where the best "
+                f"{'source' if len(complete) < self._n_startup_trials else 'complete'} "
+                "trials already led"
+            )
+        return _mark_pruned(
+            study,
+            trial,
+            "pruned:rung",
+            f"pruned at step {step}: not in the top quarter of the trials at this rung ({why})",
+        )
 
     def _decide(
         self,
@@ -1429,6 +1415,17 @@ def _level_with_incumbent(fit: _Fit, trial: FrozenTrial, step: int, sign: float)
         if i >= 0 and current >= values[i] + fit.margin:
             return True
     return False
+
+
+def _mark_pruned(study: Study, trial: FrozenTrial, decision: str, reason: str) -> bool:
+    """Write a decision that no prediction made (a rung, a diverged run) and its reason to the
+    trial; True, or False if another worker (e.g. a heartbeat check) has finished it."""
+    try:
+        study._storage.set_trial_user_attr(trial._trial_id, ATTR_PREFIX + "decision", decision)
+        study._storage.set_trial_user_attr(trial._trial_id, ATTR_PREFIX + "reason", reason)
+    except _UpdateFinishedTrialError:
+        return False
+    return True
 
 
 def _diverged(study: Study, trial: FrozenTrial) -> bool:
