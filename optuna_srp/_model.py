@@ -32,7 +32,7 @@ _MIN_NEIGHBORS = 10
 _EXTRAPOLATION_MARGIN = 0.1
 # A spread below this fraction of the values' magnitude is rounding noise, not information.
 _RELATIVE_NOISE = 1e-12
-_CALIBRATIONS = frozenset({"local", "global", "spread"})
+_CALIBRATIONS = frozenset({"local", "upper", "global", "spread"})
 
 
 class SRMEnsemble(RegressorMixin, BaseEstimator):
@@ -48,7 +48,8 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
     out-of-bag residuals of the training samples whose out-of-bag prediction is closest to the
     new prediction (``calibration="local"``), and the mean is corrected by those residuals' mean.
     Near the top of the ranking the correction is measured on the top of the ranking, where
-    pruning decisions are made.
+    pruning decisions are made. ``calibration="upper"`` measures the upper tail alone, for the
+    chance of ending above a value (what a pruner asks).
 
     Parameters
     ----------
@@ -58,13 +59,20 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         ν-SVR hyper-parameters. ``gamma`` is relative to the standardised features: the kernel
         uses ``gamma / n_features``. A parameter left ``None`` is chosen by a small 3-fold
         cross-validated grid search (``nu`` defaults to 0.5 when the search is skipped).
-    calibration : {"local", "global", "spread"}, default="local"
+    calibration : {"local", "upper", "global", "spread"}, default="local"
         How the out-of-bag residuals enter the standard deviation: from the nearest
         out-of-bag predictions, from all of them, or not at all (the paper's recipe).
+        ``"upper"`` uses the nearest ones as ``"local"`` does, but the mean is corrected by
+        their median and the standard deviation is that of the upper side: the root mean
+        square of the residuals above that median, times sqrt(2) (for a symmetric
+        distribution, the standard deviation). It is the scale of the upper tail, for the
+        probability of ending above a value: a sample that ended far below its prediction (a
+        run that diverged or overfitted) widens ``"local"``'s standard deviation on both
+        sides, but says nothing about how far above its own prediction another sample may end.
     n_neighbors : int or float, default=0.25
-        For ``calibration="local"``: how many out-of-bag residuals to use, as a count or as a
-        fraction of the training set (at least 10: fewer give a variance too noisy to prune
-        on).
+        For ``calibration="local"`` and ``"upper"``: how many out-of-bag residuals to use,
+        as a count or as a fraction of the training set (at least 10: fewer give a variance
+        too noisy to prune on).
     robust_floor : bool, default=True
         Floor the local residual variance by the squared robust scale (1.4826 x MAD) of all
         out-of-bag residuals, so that a window where the model happened to do well cannot
@@ -267,7 +275,7 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
             bias = np.zeros_like(mean)
             resid_ms = np.full_like(mean, np.mean(self.oob_residual_**2))
         else:
-            bias, resid_ms = self._local_residuals(mean)
+            bias, resid_ms = self._local_residuals(mean, upper=self.calibration == "upper")
         mean = mean + bias
         std = np.sqrt(spread**2 + resid_ms)
         return (mean, std) if return_std else mean
@@ -302,7 +310,11 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         k = int(k) if isinstance(k, (int, np.integer)) else int(np.ceil(k * n))
         return min(n, max(_MIN_NEIGHBORS, k))
 
-    def _local_residuals(self, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _local_residuals(
+        self, prediction: np.ndarray, upper: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The mean correction and the residual variance per prediction, from the window of
+        the nearest out-of-bag predictions (``upper``: their median and upper semi-variance)."""
         n = len(self.oob_prediction_)
         k = self._window_size()
         bias = np.empty_like(prediction)
@@ -313,8 +325,12 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
             pos = int(np.searchsorted(self.oob_prediction_, p))
             lo = min(max(0, pos - k // 2), n - k)
             window = self.oob_residual_[lo : lo + k]
-            bias[i] = window.mean()
-            resid_ms[i] = np.mean(window**2)
+            if upper:
+                bias[i] = np.median(window)
+                resid_ms[i] = 2.0 * np.mean(np.maximum(window - bias[i], 0.0) ** 2)
+            else:
+                bias[i] = window.mean()
+                resid_ms[i] = np.mean(window**2)
         # A window where the model happened to do well must not claim more precision than the
         # model has overall; the MAD keeps the far bad tail out of that floor.
         return bias, np.maximum(resid_ms, self.robust_residual_scale_**2)

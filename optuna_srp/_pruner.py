@@ -194,8 +194,10 @@ class SRPPruner(BasePruner):
     trials' curves cut at ``τ`` (values, first and second differences, hyper-parameters and
     ``extra_features``) predicts its final value with a mean and a standard deviation. The
     standard deviation includes the model's out-of-bag error among the trials predicted
-    closest, and the probability of beating the best complete trial is a Student t tail, so
-    that a model trained on few curves is not trusted beyond what they show.
+    closest, from those that ended above their prediction (the upper tail, what beating the
+    best asks: ``SRMEnsemble(calibration="upper")``), and the probability of beating the best
+    complete trial is a Student t tail, so that a model trained on few curves is not trusted
+    beyond what they show.
 
     The decision (``SRPPruner._decide``; docs/how-it-works.md):
 
@@ -1063,8 +1065,14 @@ class SRPPruner(BasePruner):
         # Seeded by the checkpoint's rank, not its step number, so that the decisions do not
         # depend on where the study's step numbering starts.
         rank = int(np.searchsorted(fit.checkpoints, checkpoint))
+        # The decision asks for the chance of ending above the best: the upper tail. With
+        # "local", one run that ended far below its prediction (on TaskSet GRU128, a loss of
+        # 1.3 where chance is 0.69) widened the std of every prediction near the bottom, and
+        # runs at chance for the whole curve kept a probability of .07-.12 of beating a best of
+        # 0.48 to the end (docs/benchmarks.md, issue 17).
         model: SRMEnsemble | None = SRMEnsemble(
             self._n_estimators,
+            calibration="upper",
             random_state=np.random.RandomState(
                 (self._seed_for_numbers(fit.complete_numbers) + rank) % 2**32
             ),

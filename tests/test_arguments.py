@@ -237,6 +237,7 @@ _VALID_ENSEMBLE_ARGS: list[Any] = [
     ("gamma", 1e3),
     ("gamma", None),
     ("calibration", "local"),
+    ("calibration", "upper"),
     ("calibration", "global"),
     ("calibration", "spread"),
     ("n_neighbors", 1),

@@ -112,6 +112,39 @@ def test_local_calibration_follows_heteroscedastic_noise() -> None:
     assert std[1] > 3 * std[0]
 
 
+@pytest.mark.parametrize("outlier", [-3.0, 3.0])
+def test_upper_calibration_widens_only_for_samples_that_ended_above(outlier: float) -> None:
+    # One sample ends far from its prediction (a run that diverged, or a late learner). Below
+    # its prediction it says nothing about how far above theirs the others may end: only
+    # "local" widens for it. Above, both widen.
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(40, 1))
+    y = X[:, 0] + rng.normal(0, 0.01, 40)
+    y[np.argmin(X[:, 0])] += outlier
+    x_near = np.array([[0.02]])
+    local = SRMEnsemble(random_state=0).fit(X, y)
+    upper = SRMEnsemble(calibration="upper", random_state=0).fit(X, y)
+    std_local = local.predict(x_near, return_std=True)[1][0]
+    std_upper = upper.predict(x_near, return_std=True)[1][0]
+    assert std_local > 0.3
+    if outlier < 0:
+        assert std_upper < 0.1
+    else:
+        assert std_upper > std_local
+
+
+def test_upper_calibration_matches_local_on_symmetric_noise() -> None:
+    X, y = _data(400)
+    X_test, y_test = _data(400, seed=2)
+    upper = SRMEnsemble(calibration="upper", random_state=0).fit(X, y)
+    local = SRMEnsemble(random_state=0).fit(X, y)
+    std_upper = upper.predict(X_test, return_std=True)[1]
+    std_local = local.predict(X_test, return_std=True)[1]
+    assert np.median(std_upper / std_local) == pytest.approx(1.0, abs=0.25)
+    mean, std = upper.predict(X_test, return_std=True)
+    assert np.mean(y_test - mean <= 1.645 * std) > 0.9  # the upper 95% bound covers
+
+
 def test_robust_floor_keeps_a_lucky_window_from_claiming_precision() -> None:
     # Residuals are tiny for most samples and large for a few: a window of tiny residuals
     # must not give a std far below the model's typical error.
@@ -138,12 +171,13 @@ def test_non_finite_input_is_rejected_by_name() -> None:
         SRMEnsemble().fit(X, y)
 
 
-@pytest.mark.parametrize("calibration", ["local", "global", "spread"])
+@pytest.mark.parametrize("calibration", ["local", "upper", "global", "spread"])
 def test_residual_dof_counts_the_residuals_behind_the_std(calibration: str) -> None:
     X, y = _data(200)
     model = SRMEnsemble(calibration=calibration, n_neighbors=0.25, random_state=0).fit(X, y)
     n_oob = len(model.oob_residual_)
-    expected = {"local": np.ceil(0.25 * n_oob) - 1, "global": n_oob - 1, "spread": np.inf}
+    window = np.ceil(0.25 * n_oob) - 1
+    expected = {"local": window, "upper": window, "global": n_oob - 1, "spread": np.inf}
     assert model.residual_dof_ == expected[calibration]
     few = SRMEnsemble(random_state=0).fit(X[:20], y[:20])
     assert few.residual_dof_ == 9  # at least 10 residuals however few the samples

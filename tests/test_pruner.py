@@ -560,6 +560,37 @@ def test_median_guard_keeps_what_the_median_rule_keeps(offset: float, decision: 
     assert study.trials[-1].user_attrs["srp:decision"] == decision
 
 
+def test_a_run_that_ended_far_below_its_prediction_does_not_keep_the_runs_at_chance() -> None:
+    # TaskSet: most runs sit at chance (a loss of ln 2) for their whole curve, a few learn, and
+    # one at chance ended far worse (1.3). That one is no evidence that a run at chance may end
+    # above the best: late in its curve, a run at chance has next to no chance of beating it.
+    pruner = SRPPruner(n_startup_trials=10, seed=0)
+    study = optuna.create_study(direction="minimize", pruner=pruner)
+    rng = np.random.default_rng(0)
+    chance = math.log(2)
+    for i in range(12):
+        if i % 4 == 0:
+            values = list(chance - 0.2 * np.linspace(0.1, 1.0, N_STEPS) + rng.normal(0, 0.01, 20))
+        else:
+            values = list(chance + rng.normal(0, 1e-4, N_STEPS))
+        if i == 5:
+            values[-1] = 1.3
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": i / 12},
+                distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+                value=values[-1],
+                intermediate_values=dict(enumerate(values, start=1)),
+            )
+        )
+    trial = _ask(study, 0.99)
+    _report(trial, list(chance + rng.normal(0, 1e-4, 16)))
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    prediction = pruner._predict(study, pruner._state(study), study.trials[-1], complete)
+    assert prediction is not None
+    assert prediction[2] < 0.02  # the default threshold; 0.12 with both sides of the residuals
+
+
 def test_median_guard_reads_the_current_value_not_the_best_so_far() -> None:
     # A run on a plateau whose jitter once took it above the median: MedianPruner keeps it on
     # its best value so far, the guard looks at where it is now and lets the models prune it.
