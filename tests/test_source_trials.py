@@ -162,6 +162,26 @@ def test_with_start_up_trials_of_its_own_the_study_decides_as_without_a_source()
     assert predictions[10, "source"] != predictions[10, "none"]
 
 
+@pytest.mark.parametrize("with_source", [True, False])
+def test_the_models_read_both_sides_of_the_residuals_while_the_source_trains_them(
+    with_source: bool,
+) -> None:
+    # The residuals are then mostly the source's, and the study's runs end further from the
+    # predictions than they show; alone, the models read the upper side (what beating the
+    # best asks).
+    kwargs = {"source_trials": _source(40, seed=11)} if with_source else {}
+    pruner = SRPPruner(n_startup_trials=5, seed=0, **kwargs)  # type: ignore[arg-type]
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 3 if with_source else 6, seed=2)
+    _hopeless_trial(study, x=0.4).should_prune()
+    assert pruner.predict(study, study.trials[-1]) is not None
+    fit = pruner._fit_for(study)
+    assert fit is not None and (len(fit.records) > fit.n_own) is with_source
+    models = [m.model for m in fit.step_models.values() if m.model is not None]
+    assert models
+    assert {m.calibration for m in models} == {"local" if with_source else "upper"}
+
+
 def test_the_fit_uses_source_trials_only_within_the_training_cap() -> None:
     pruner = SRPPruner(n_startup_trials=10, max_train_trials=10, source_trials=_source(60))
     study = optuna.create_study(direction="maximize", pruner=pruner)
