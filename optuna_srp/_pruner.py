@@ -165,6 +165,11 @@ class _Fit:
     def value_to_beat(self) -> float:
         return self.best_final + self.margin
 
+    @property
+    def with_source(self) -> bool:
+        """Whether source trials are among the trials the models learn from."""
+        return self.n_own < len(self.records)
+
 
 @dataclass
 class _StudyState:
@@ -445,8 +450,6 @@ class SRPPruner(BasePruner):
         if _diverged(study, trial):
             best_final = _best_final(complete, _sign(study))
             if not (math.isfinite(best_final) and _reached(trial, _sign(study), best_final)):
-                step = trial.last_step
-                assert step is not None
                 return _mark_pruned(
                     study,
                     trial,
@@ -623,7 +626,7 @@ class SRPPruner(BasePruner):
         spent at least their reports), so most decisions read nothing more.
         """
         bar = self._threshold * scale
-        if bar == 0.0 or probability < bar or fit.n_own < len(fit.records) or not fit.steps.size:
+        if bar == 0.0 or probability < bar or fit.with_source or not fit.steps.size:
             return bar  # 0 turns the model rule off; below it, no higher bar changes anything
         if probability >= self._fresh_bar(fit, step, fit.own_reports) * scale:
             return bar
@@ -1075,7 +1078,7 @@ class SRPPruner(BasePruner):
         # against 3.55; docs/benchmarks.md, issue 17).
         model: SRMEnsemble | None = SRMEnsemble(
             self._n_estimators,
-            calibration="upper" if fit.n_own == len(fit.records) else "local",
+            calibration="local" if fit.with_source else "upper",
             random_state=np.random.RandomState(
                 (self._seed_for_numbers(fit.complete_numbers) + rank) % 2**32
             ),
