@@ -187,7 +187,7 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
             oob = np.ones(n_samples, dtype=bool)
             oob[idx] = False
             if oob.any():
-                oob_sum[oob] += self._clip_standardised(svr.predict(Xs[oob]))
+                oob_sum[oob] += self._clip_standardised(_svr_predict(svr, Xs[oob]))
                 oob_count[oob] += 1
         has_oob = oob_count > 0
         if has_oob.sum() < 2:  # tiny ensembles: fall back to in-sample residuals
@@ -356,7 +356,7 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
             err = 0.0
             for train, test in folds:
                 svr = self._make_svr(nu, c, g, n_features).fit(Xs[train], ys[train])
-                err += float(np.sum((svr.predict(Xs[test]) - ys[test]) ** 2))
+                err += float(np.sum((_svr_predict(svr, Xs[test]) - ys[test]) ** 2))
             if err < best_err:
                 best, best_err = (nu, c, g), err
         nu, c, g = best
@@ -378,7 +378,17 @@ def _stack_support(
         coef = np.concatenate([np.append(e.dual_coef_[0], 0.0) for e in estimators])
         sizes = [n + 1 for n in sizes]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
-    return sv, np.sum(sv**2, axis=1), coef, offsets, float(estimators[0]._gamma)
+    return sv, np.sum(sv**2, axis=1), coef, offsets, float(estimators[0].gamma)
+
+
+def _svr_predict(svr: NuSVR, X: np.ndarray) -> np.ndarray:
+    """``svr.predict(X)`` for a fitted RBF ν-SVR with a float ``gamma``, from its public
+    attributes: the out-of-bag and cross-validation predictions of a refit are many small
+    calls, where NuSVR.predict's input validation costs more than the arithmetic."""
+    sv = svr.support_vectors_
+    sq_dist = np.sum(X**2, axis=1)[:, None] - 2.0 * X @ sv.T + np.sum(sv**2, axis=1)[None, :]
+    kernel = np.exp(-float(svr.gamma) * np.maximum(sq_dist, 0.0))
+    return kernel @ svr.dual_coef_[0] + svr.intercept_[0]
 
 
 def _scale(std: np.ndarray, magnitude: np.ndarray) -> np.ndarray:

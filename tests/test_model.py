@@ -36,6 +36,17 @@ def test_direct_kernel_expansion_matches_nusvr_predict() -> None:
     np.testing.assert_allclose(model._member_predictions(Xs), expected, atol=1e-10)
 
 
+def test_out_of_bag_predictions_are_nusvr_predict() -> None:
+    # The refit's out-of-bag and cross-validation predictions skip NuSVR.predict's validation;
+    # each must still be its member's prediction, gamma 0 (a constant kernel) included.
+    X, y = _data()
+    for gamma in (None, 0.0):
+        model = SRMEnsemble(n_estimators=4, gamma=gamma, random_state=0).fit(X, y)
+        Xs = (X - model.x_mean_) / model.x_scale_
+        for e in model.estimators_:
+            np.testing.assert_allclose(_model._svr_predict(e, Xs), e.predict(Xs), atol=1e-10)
+
+
 def test_predict_is_the_mean_of_the_members_clipped_predictions() -> None:
     # Recomputed from NuSVR.predict, independently of the kernel expansion predict uses.
     X, y = _data()
