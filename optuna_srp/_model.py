@@ -288,8 +288,7 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         validation would cost more than the arithmetic.
         """
         sv, sv_sq, coef, offsets, gamma = self._support
-        sq_dist = np.sum(Xs**2, axis=1)[:, None] - 2.0 * Xs @ sv.T + sv_sq[None, :]
-        weighted = np.exp(-gamma * np.maximum(sq_dist, 0.0)) * coef[None, :]
+        weighted = _rbf_kernel(Xs, sv, sv_sq, gamma) * coef[None, :]
         sums = np.add.reduceat(weighted, offsets, axis=1) if weighted.shape[1] else weighted
         return self._clip_standardised(sums.T + self._intercepts[:, None])
 
@@ -386,9 +385,15 @@ def _svr_predict(svr: NuSVR, X: np.ndarray) -> np.ndarray:
     attributes: the out-of-bag and cross-validation predictions of a refit are many small
     calls, where NuSVR.predict's input validation costs more than the arithmetic."""
     sv = svr.support_vectors_
-    sq_dist = np.sum(X**2, axis=1)[:, None] - 2.0 * X @ sv.T + np.sum(sv**2, axis=1)[None, :]
-    kernel = np.exp(-float(svr.gamma) * np.maximum(sq_dist, 0.0))
+    kernel = _rbf_kernel(X, sv, np.sum(sv**2, axis=1), float(svr.gamma))
     return kernel @ svr.dual_coef_[0] + svr.intercept_[0]
+
+
+def _rbf_kernel(X: np.ndarray, sv: np.ndarray, sv_sq: np.ndarray, gamma: float) -> np.ndarray:
+    """The RBF kernel between the rows of ``X`` and the support vectors ``sv`` (``sv_sq``:
+    their squared norms), shape (n_samples, n_support)."""
+    sq_dist = np.sum(X**2, axis=1)[:, None] - 2.0 * X @ sv.T + sv_sq[None, :]
+    return np.exp(-gamma * np.maximum(sq_dist, 0.0))
 
 
 def _scale(std: np.ndarray, magnitude: np.ndarray) -> np.ndarray:

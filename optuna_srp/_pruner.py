@@ -188,8 +188,9 @@ class _StudyState:
     startup_rungs: dict[int, float] = field(default_factory=dict)
     # Whether the source trials were found to mislead this study (_SOURCE_DROPPED_KEY).
     source_dropped: bool = False
-    # The numbers of the complete trials ``fit`` was last checked against (_current_fit).
-    checked_numbers: tuple[int, ...] | None = None
+    # The complete trials ``fit`` was last checked against (_current_fit): their numbers and
+    # the first one's key.
+    checked_complete: tuple[tuple[int, ...], _TrialKey | None] | None = None
     warned: set[str] = field(default_factory=set)
 
 
@@ -863,15 +864,11 @@ class SRPPruner(BasePruner):
     ) -> _Fit:
         fit = state.fit
         sign = _sign(study)
-        numbers = tuple(map(_NUMBER, complete))
-        if (
-            fit is not None
-            and numbers == state.checked_numbers
-            and (not complete or _trial_key(complete[0]) in fit.complete_keys)
-        ):
-            # The complete trials this fit was checked against, by number; the first one's
-            # completion time tells a study re-created under the same id. Reading every trial's
-            # key at every check cost a third of a steady call at 1,000 complete trials.
+        # The complete trials by number, and the first one's key, which tells a study re-created
+        # under the same id: reading every trial's key at every check cost a third of a steady
+        # call at 1,000 complete trials.
+        checked = (tuple(map(_NUMBER, complete)), _trial_key(complete[0]) if complete else None)
+        if fit is not None and checked == state.checked_complete:
             return fit
         keys = frozenset(_trial_key(t) for t in complete)
         if fit is not None and fit.complete_keys <= keys:
@@ -881,7 +878,7 @@ class SRPPruner(BasePruner):
                     # The best can move between refits; the decision compares against it.
                     fit.best_final, fit.incumbent_curves = self._incumbents(state, complete, sign)
                     fit.n_complete_seen = len(keys)
-                state.checked_numbers = numbers
+                state.checked_complete = checked
                 return fit
         records = []
         for t in complete:
@@ -934,7 +931,7 @@ class SRPPruner(BasePruner):
             own_reports=sum(r.steps.size for r in records[:n_own]),
         )
         state.fit = fit
-        state.checked_numbers = numbers
+        state.checked_complete = checked
         return fit
 
     def _source_subset(
