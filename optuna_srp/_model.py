@@ -206,6 +206,7 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
             self.residual_dof_ = float(len(self.oob_residual_) - 1)
         else:
             self.residual_dof_ = float(self._window_size() - 1)
+            self._windows = self._window_residuals()
         return self
 
     def _validate_params(self) -> None:
@@ -275,7 +276,7 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
             bias = np.zeros_like(mean)
             resid_ms = np.full_like(mean, np.mean(self.oob_residual_**2))
         else:
-            bias, resid_ms = self._local_residuals(mean, upper=self.calibration == "upper")
+            bias, resid_ms = self._local_residuals(mean)
         mean = mean + bias
         std = np.sqrt(spread**2 + resid_ms)
         return (mean, std) if return_std else mean
@@ -309,30 +310,41 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         k = int(k) if isinstance(k, (int, np.integer)) else int(np.ceil(k * n))
         return min(n, max(_MIN_NEIGHBORS, k))
 
-    def _local_residuals(
-        self, prediction: np.ndarray, upper: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The mean correction and the residual variance per prediction, from the window of
-        the nearest out-of-bag predictions (``upper``: their median and upper semi-variance)."""
-        n = len(self.oob_prediction_)
+    def _window_residuals(self) -> tuple[np.ndarray, np.ndarray]:
+        """The mean correction and the residual variance of every window of ``k`` neighbouring
+        out-of-bag residuals (by sorted prediction), indexed by the window's first position
+        (``"upper"``: their median and upper semi-variance).
+
+        Computed once in ``fit``: a pruner predicts one trial per call, where a median per
+        call cost more than the members' predictions.
+        """
         k = self._window_size()
-        bias = np.empty_like(prediction)
-        resid_ms = np.empty_like(prediction)
-        for i, p in enumerate(prediction):
-            # The k out-of-bag predictions closest to p form a contiguous window of the sorted
-            # predictions; slide it to the best-centred position.
-            pos = int(np.searchsorted(self.oob_prediction_, p))
-            lo = min(max(0, pos - k // 2), n - k)
+        n_windows = len(self.oob_residual_) - k + 1
+        bias = np.empty(n_windows)
+        resid_ms = np.empty(n_windows)
+        for lo in range(n_windows):
             window = self.oob_residual_[lo : lo + k]
-            if upper:
-                bias[i] = np.median(window)
-                resid_ms[i] = 2.0 * np.mean(np.maximum(window - bias[i], 0.0) ** 2)
+            if self.calibration == "upper":
+                bias[lo] = np.median(window)
+                resid_ms[lo] = 2.0 * np.mean(np.maximum(window - bias[lo], 0.0) ** 2)
             else:
-                bias[i] = window.mean()
-                resid_ms[i] = np.mean(window**2)
+                bias[lo] = window.mean()
+                resid_ms[lo] = np.mean(window**2)
         # A window where the model happened to do well must not claim more precision than the
         # model has overall; the MAD keeps the far bad tail out of that floor.
         return bias, np.maximum(resid_ms, self.robust_residual_scale_**2)
+
+    def _local_residuals(self, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The mean correction and the residual variance per prediction, from the window of
+        the nearest out-of-bag predictions."""
+        n = len(self.oob_prediction_)
+        k = self._window_size()
+        # The k out-of-bag predictions closest to p form a contiguous window of the sorted
+        # predictions; slide it to the best-centred position.
+        pos = np.searchsorted(self.oob_prediction_, prediction)
+        lo = np.minimum(np.maximum(0, pos - k // 2), n - k)
+        bias, resid_ms = self._windows
+        return bias[lo], resid_ms[lo]
 
     @staticmethod
     def _make_svr(nu: float, C: float, gamma: float, n_features: int) -> NuSVR:

@@ -1172,17 +1172,17 @@ class SRPPruner(BasePruner):
             for other in trials:
                 if n_better > most_better_allowed:
                     return False
-                # ``last_step`` 0 is a step like any other, not a missing one.
-                if (
-                    other.number == trial.number
-                    or other.last_step is None
-                    or other.last_step < step
-                ):
+                if other.number == trial.number:
                     continue
-                if other.state.is_finished():  # finished trials never change: compute once
+                # Finished trials never change: their curves are computed once, and their last
+                # step read from it (``last_step`` scans the reports).
+                if other.state.is_finished():
                     curve = self._finished_curve(state, other, sign)
                 else:
                     curve = _curve(other, sign)
+                # A last step of 0 is a step like any other, not a missing one.
+                if not curve[0] or curve[0][-1] < step:
+                    continue
                 n_others += 1
                 n_better += _best_up_to(curve, step) > own
         return (n_better + 1) / (n_others + 1) <= _KEEP_TOP_FRACTION

@@ -193,6 +193,39 @@ def test_non_finite_input_is_rejected_by_name() -> None:
         SRMEnsemble().fit(X, y)
 
 
+@pytest.mark.parametrize("calibration", ["local", "upper"])
+def test_local_calibration_uses_the_window_of_the_nearest_out_of_bag_predictions(
+    calibration: str,
+) -> None:
+    # The definition, from public attributes: the k out-of-bag predictions nearest the raw
+    # prediction (a window of the sorted ones, slid inside at both ends) give the correction
+    # of the mean and the residual variance. Test points below, inside and above the range.
+    X, y = _data(120)
+    X_test = np.vstack(
+        [_data(20, seed=3)[0], np.full((1, X.shape[1]), -5.0), np.full((1, X.shape[1]), 5.0)]
+    )
+    model = SRMEnsemble(calibration=calibration, random_state=0).fit(X, y)
+    raw = SRMEnsemble(calibration="spread", random_state=0).fit(X, y)
+    raw_mean, spread = raw.predict(X_test, return_std=True)
+    mean, std = model.predict(X_test, return_std=True)
+    n = len(model.oob_prediction_)
+    k = max(10, int(np.ceil(0.25 * n)))
+    positions = set()
+    for i, p in enumerate(raw_mean):
+        lo = min(max(0, int(np.searchsorted(model.oob_prediction_, p)) - k // 2), n - k)
+        positions.add(lo)
+        window = model.oob_residual_[lo : lo + k]
+        if calibration == "upper":
+            bias = np.median(window)
+            resid_ms = 2.0 * np.mean(np.maximum(window - bias, 0.0) ** 2)
+        else:
+            bias, resid_ms = window.mean(), np.mean(window**2)
+        resid_ms = max(resid_ms, model.robust_residual_scale_**2)
+        assert mean[i] == pytest.approx(raw_mean[i] + bias, rel=1e-12, abs=1e-12)
+        assert std[i] == pytest.approx(np.sqrt(spread[i] ** 2 + resid_ms), rel=1e-12)
+    assert {0, n - k} <= positions and len(positions) > 5
+
+
 @pytest.mark.parametrize("calibration", ["local", "upper", "global", "spread"])
 def test_residual_dof_counts_the_residuals_behind_the_std(calibration: str) -> None:
     X, y = _data(200)
