@@ -23,6 +23,7 @@ import re
 import time
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 import pytest
@@ -284,7 +285,40 @@ def test_cost_benchmark_smoke(pruner: str) -> None:
     """The cost benchmark (docs/distributed.md) runs and counts one storage read per call."""
     from optuna_srp.benchmark import _cost
 
-    row = _cost.measure(pruner, 12, 6, n_new=2, memory=False)
+    row = _cost.measure(pruner, 12, 6, n_new=2, memory=False, cycle=True)
     assert row.n_calls > 0 and row.call_ms > 0.0
+    assert row.cycle_calls is not None and row.cycle_calls >= 6 and row.cycle_ms is not None
     assert row.reads_per_call >= 1.0
     assert (row.refit_s is not None) == (pruner == "srp")
+
+
+def test_cost_cycle_holds_one_refit_and_every_call() -> None:
+    """The measured cycle (docs/distributed.md) begins at a refit and ends before the next:
+    the pruner's models were last fitted on the complete trials of the cycle's start, and the
+    calls are those of every trial run in it, pruned ones included."""
+    from optuna_srp.benchmark import _cost
+
+    steps = 6
+    pruner = SRPPruner(seed=0)
+    trials = _cost.build_trials(30, steps, 0)
+    study = _cost._make_study(trials, "memory", "", pruner)
+    times = _cost._run_cycle(study, np.random.RandomState(1), steps, 30)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    # 30 complete, a tenth (3) to reach a refit at 33, a tenth of 33 (4) in the cycle.
+    assert len(complete) == 37
+    (state,) = pruner._studies.values()
+    assert state.fit is not None and len(state.fit.complete_keys) == 33
+    in_cycle = study.get_trials(deepcopy=False)[2 * 30 :]
+    in_cycle = [t for t in in_cycle if t.number >= _first_of_cycle(study, 33)]
+    assert len(times) == sum(len(t.intermediate_values) for t in in_cycle)
+    assert any(t.state == TrialState.PRUNED for t in in_cycle)
+
+
+def _first_of_cycle(study: optuna.Study, n_complete: int) -> int:
+    """The number of the first trial started after the study had ``n_complete`` of them."""
+    done = 0
+    for t in study.get_trials(deepcopy=False):
+        if done == n_complete:
+            return t.number
+        done += t.state == TrialState.COMPLETE
+    raise AssertionError("the study never had that many complete trials")

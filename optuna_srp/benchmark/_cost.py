@@ -18,6 +18,13 @@ each pruner (SRPPruner, MedianPruner, HyperbandPruner) on that same study:
   ``ceil(0.1 * n_complete) * steps`` (SRPPruner refits when the complete trials have grown by
   a tenth): only the complete trials' own calls are counted between two refits (pruned trials
   make more), so this is an upper bound.
+* **call ms (cycle)**: the amortised cost measured, not bounded: a study that goes on under the
+  pruner (new trials told COMPLETE or PRUNED as it decides) from the moment its complete
+  trials have grown by a tenth (a refit) until they have grown by a tenth again; every call of
+  that cycle, its one refit and the pruned trials' calls included, over the calls. The
+  pruner's first refit, which also reads every trial (**refit s**), falls before the cycle:
+  this is a worker that has been running. ``--cycle`` chooses the study sizes that get it (it
+  runs about ``0.2 * n_complete`` new complete trials, after the other passes).
 * **reads/call**: calls to the storage's ``get_*`` methods per ``should_prune`` in the steady
   phase (``get_all_trials`` is the one that grows with the study); **writes/call** likewise
   for ``set_*`` (SRPPruner writes its prediction into user attributes).
@@ -84,6 +91,8 @@ class CostRow:
     refit_s: float | None
     call_ms: float
     amortised_ms: float
+    cycle_ms: float | None
+    cycle_calls: int | None
     reads_per_call: float
     writes_per_call: float
     sql_per_call: float | None
@@ -123,6 +132,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "smallest --steps (default: 1000; none: skip)",
     )  # fmt: skip
     parser.add_argument(
+        "--cycle", type=int, nargs="*", default=[100, 1000], metavar="N",
+        help="measure a refit cycle for these numbers of complete trials, in memory "
+        "(default: 100 1000; none: skip)",
+    )  # fmt: skip
+    parser.add_argument(
         "--srp-kwargs", type=json.loads, default={}, metavar="JSON",
         help='SRPPruner arguments, e.g. \'{"max_train_trials": 150}\' (default: none)',
     )  # fmt: skip
@@ -157,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 memory=not args.no_memory,
                 srp_kwargs=args.srp_kwargs,
+                cycle=storage_kind == "memory" and n_complete in (args.cycle or []),
             )
             rows.append(row)
             print(_format_row(row), file=sys.stderr, flush=True)
@@ -283,6 +298,17 @@ def _make_study(
     return study
 
 
+def _ask(study: optuna.Study, params: dict[str, float]) -> optuna.Trial:
+    """A new RUNNING trial with ``params`` set (as if it had suggested them)."""
+    trial = study.ask()
+    for name in params:
+        study._storage.set_trial_param(
+            trial._trial_id, name, _DISTRIBUTIONS[name].to_internal_repr(params[name]),
+            _DISTRIBUTIONS[name],
+        )  # fmt: skip
+    return optuna.trial.Trial(study, trial._trial_id)
+
+
 def _replay_new_trials(
     study: optuna.Study,
     curves: Sequence[tuple[dict[str, float], np.ndarray]],
@@ -293,13 +319,7 @@ def _replay_new_trials(
     (or go on to the last step, so that every decision checkpoint is reached)."""
     times = []
     for params, curve in curves:
-        trial = study.ask()
-        for name in params:
-            study._storage.set_trial_param(
-                trial._trial_id, name, _DISTRIBUTIONS[name].to_internal_repr(params[name]),
-                _DISTRIBUTIONS[name],
-            )  # fmt: skip
-        trial = optuna.trial.Trial(study, trial._trial_id)
+        trial = _ask(study, params)
         for step, value in enumerate(curve):
             trial.report(float(value), step)
             for c in counters:
@@ -314,6 +334,40 @@ def _replay_new_trials(
     return times
 
 
+def _run_cycle(
+    study: optuna.Study, rng: np.random.RandomState, steps: int, n_complete: int
+) -> list[float]:
+    """The times of every ``should_prune`` call of one refit cycle (see the module docstring).
+
+    New trials report until pruned or complete, and are told so. The first tenth of new
+    complete trials brings the pruner, whatever it had fitted on, to a refit; the calls from
+    there until the complete trials have grown by a tenth again are returned.
+    """
+    n_start = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    at_refit = n_start + max(1, math.ceil(_REFIT_FRACTION * n_complete))
+    times: list[float] = []
+    for target in (at_refit, at_refit + max(1, math.ceil(_REFIT_FRACTION * at_refit))):
+        times = []
+        n = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        while n < target:
+            params, curve = synthetic_curve(rng, steps)
+            trial = _ask(study, params)
+            pruned = False
+            for step, value in enumerate(curve):
+                trial.report(float(value), step)
+                t0 = time.process_time()
+                pruned = trial.should_prune()
+                times.append(time.process_time() - t0)
+                if pruned:
+                    break
+            if pruned:
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, float(curve[-1]))
+                n += 1
+    return times
+
+
 def measure(
     name: str,
     n_complete: int,
@@ -324,6 +378,7 @@ def measure(
     seed: int = 0,
     memory: bool = True,
     srp_kwargs: dict[str, Any] | None = None,
+    cycle: bool = False,
 ) -> CostRow:
     """Measure one pruner on one synthetic study (see the module docstring)."""
     t0 = time.process_time()
@@ -370,6 +425,12 @@ def measure(
                 tracemalloc.stop()
             peak = (peak_bytes - base) / 2**20
             kept = (current - base) / 2**20
+        cycle_s = cycle_calls = None
+        if cycle:
+            study.pruner = make_pruner(name, srp_kwargs)
+            cycle_times = _run_cycle(study, rng, steps, n_complete)
+            cycle_s, cycle_calls = float(np.mean(cycle_times)), len(cycle_times)
+
         label = name
         if name == "srp" and srp_kwargs:
             label += "(" + ", ".join(f"{k}={v}" for k, v in srp_kwargs.items()) + ")"
@@ -382,6 +443,8 @@ def measure(
             refit_s=refit_s,
             call_ms=1e3 * call_s,
             amortised_ms=1e3 * amortised_s,
+            cycle_ms=None if cycle_s is None else 1e3 * cycle_s,
+            cycle_calls=cycle_calls,
             reads_per_call=counter.reads / max(1, n_calls),
             writes_per_call=counter.writes / max(1, n_calls),
             sql_per_call=sql.n / max(1, n_calls) if storage_kind != "memory" else None,
@@ -397,7 +460,7 @@ def measure(
 
 _HEADER = (
     "| pruner | storage | complete | steps | refit s | call ms (steady) | call ms (amortised) "
-    "| reads/call | writes/call | SQL/call | peak MiB | kept MiB |"
+    "| call ms (cycle) | calls/cycle | reads/call | writes/call | SQL/call | peak MiB | kept MiB |"
 )
 
 
@@ -408,7 +471,8 @@ def _fmt(x: float | None, spec: str) -> str:
 def _format_row(r: CostRow) -> str:
     return (
         f"| {r.pruner} | {r.storage} | {r.n_complete:,} | {r.steps} | {_fmt(r.refit_s, '.2f')} "
-        f"| {r.call_ms:.2f} | {r.amortised_ms:.2f} | {r.reads_per_call:.2f} "
+        f"| {r.call_ms:.2f} | {r.amortised_ms:.2f} | {_fmt(r.cycle_ms, '.2f')} "
+        f"| {_fmt(r.cycle_calls, ',')} | {r.reads_per_call:.2f} "
         f"| {r.writes_per_call:.2f} | {_fmt(r.sql_per_call, '.1f')} | {_fmt(r.peak_mib, '.1f')} "
         f"| {_fmt(r.kept_mib, '.1f')} |"
     )
