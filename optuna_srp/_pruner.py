@@ -191,6 +191,9 @@ class _StudyState:
     # The complete trials ``fit`` was last checked against (_current_fit): their numbers and
     # the first one's key.
     checked_complete: tuple[tuple[int, ...], _TrialKey | None] | None = None
+    # Per checkpoint step, the kernel parameters cross-validation last chose on a training set
+    # at max_train_trials, and how many complete trials the study had then (_step_model).
+    kernel_choices: dict[int, tuple[int, dict[str, float]]] = field(default_factory=dict)
     warned: set[str] = field(default_factory=set)
 
 
@@ -332,7 +335,9 @@ class SRPPruner(BasePruner):
             module-level function, not a lambda, keeps the pruner picklable.
         max_train_trials:
             The most complete trials a model is trained on (at least 10). Beyond it, the best
-            quarter is always kept and the rest subsampled; it bounds the cost of a refit.
+            quarter is always kept and the rest subsampled, and the kernel's parameters
+            chosen by cross-validation are kept until the study's complete trials have
+            doubled; it bounds the cost of a refit.
         source_trials:
             Complete trials of earlier studies of the same objective and direction (e.g.
             ``optuna.load_study(...).get_trials(states=(TrialState.COMPLETE,))``), as in
@@ -1088,8 +1093,18 @@ class SRPPruner(BasePruner):
         # source's, and the study's runs end further from the predictions than they show: the
         # two-sided spread stays (held-out re-tuning, summed regret 3.77 with the upper tail
         # against 3.55; docs/benchmarks.md, issue 17).
+        # At max_train_trials a refit redraws a training set of the same size, and the kernel's
+        # C and width, chosen by cross-validation on one such set, are chosen again only once
+        # the study has twice the complete trials it had then: the search was half of a
+        # refit's cost at 1,000 complete trials (docs/distributed.md).
+        choice = state.kernel_choices.get(checkpoint)
+        at_cap = fit.n_own >= self._max_train_trials
+        kernel = choice[1] if at_cap and choice and fit.n_readable < 2 * choice[0] else {}
         model: SRMEnsemble | None = SRMEnsemble(
             self._n_estimators,
+            nu=kernel.get("nu"),
+            C=kernel.get("C"),
+            gamma=kernel.get("gamma"),
             calibration="local" if fit.with_source else "upper",
             random_state=np.random.RandomState(
                 (self._seed_for_numbers(fit.complete_numbers) + rank) % 2**32
@@ -1110,6 +1125,8 @@ class SRPPruner(BasePruner):
                 f"{len(fit.records)} complete trials ({type(e).__name__}: {e}); trials "
                 "are not pruned by it.",
             )
+        if model is not None and at_cap and not kernel:
+            state.kernel_choices[checkpoint] = (fit.n_readable, dict(model.best_params_))
         step_model = _StepModel(featurizer, model)
         fit.step_models[checkpoint] = step_model
         return step_model

@@ -473,6 +473,35 @@ def test_models_are_reused_until_a_tenth_more_trials_complete() -> None:
     assert pruner._fit_for(study) is not first
 
 
+def test_at_max_train_trials_the_kernel_is_chosen_again_once_the_study_doubles() -> None:
+    # max_train_trials 10: from 10 complete trials on, a refit redraws 10 of them. The kernel
+    # chosen by cross-validation at 12 complete trials is kept at 14 (a refit, fewer than 24),
+    # and chosen again at 24. Below the cap every refit chooses.
+    pruner = SRPPruner(n_startup_trials=2, max_train_trials=10, seed=0)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    trial = _ask(study, 0.5)
+    _report(trial, curve(0.5, np.random.default_rng(0))[:4])
+
+    def refit_after(n: int, seed: int) -> Any:
+        add_complete_trials(study, n, seed=seed)
+        before = pruner._fit_for(study)
+        trial.should_prune()
+        fit = pruner._fit_for(study)
+        assert fit is not None and fit is not before
+        (model,) = [m.model for m in fit.step_models.values()]
+        return model
+
+    below = refit_after(8, 1)  # 8 complete: below the cap
+    assert below.C is None
+    chosen = refit_after(4, 2)  # 12: the grid runs
+    assert chosen.C is None
+    kept = refit_after(2, 3)  # 14: a refit with the kernel of 12
+    assert kept.C == chosen.best_params_["C"] and kept.gamma == chosen.best_params_["gamma"]
+    assert kept.best_params_ == chosen.best_params_
+    again = refit_after(10, 4)  # 24: twice 12
+    assert again.C is None
+
+
 def test_no_storage_write_when_nothing_changed() -> None:
     pruner = SRPPruner(n_startup_trials=10)
     study = optuna.create_study(direction="maximize", pruner=pruner)
