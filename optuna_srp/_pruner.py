@@ -1085,6 +1085,13 @@ class SRPPruner(BasePruner):
         # Seeded by the checkpoint's rank, not its step number, so that the decisions do not
         # depend on where the study's step numbering starts.
         rank = int(np.searchsorted(fit.checkpoints, checkpoint))
+        # At max_train_trials a refit redraws a training set of the same size, and the kernel's
+        # C and width, chosen by cross-validation on one such set, are chosen again only once
+        # the study has twice the complete trials it had then: the search was half of a
+        # refit's cost at 1,000 complete trials (docs/distributed.md).
+        choice = state.kernel_choices.get(checkpoint)
+        at_cap = fit.n_own >= self._max_train_trials
+        kernel = choice[1] if at_cap and choice and fit.n_readable < 2 * choice[0] else {}
         # The decision asks for the chance of ending above the best: the upper tail. With
         # "local", one run that ended far below its prediction (on TaskSet GRU128, a loss of
         # 1.3 where chance is 0.69) widened the std of every prediction near the bottom, and
@@ -1093,13 +1100,6 @@ class SRPPruner(BasePruner):
         # source's, and the study's runs end further from the predictions than they show: the
         # two-sided spread stays (held-out re-tuning, summed regret 3.77 with the upper tail
         # against 3.55; docs/benchmarks.md, issue 17).
-        # At max_train_trials a refit redraws a training set of the same size, and the kernel's
-        # C and width, chosen by cross-validation on one such set, are chosen again only once
-        # the study has twice the complete trials it had then: the search was half of a
-        # refit's cost at 1,000 complete trials (docs/distributed.md).
-        choice = state.kernel_choices.get(checkpoint)
-        at_cap = fit.n_own >= self._max_train_trials
-        kernel = choice[1] if at_cap and choice and fit.n_readable < 2 * choice[0] else {}
         model: SRMEnsemble | None = SRMEnsemble(
             self._n_estimators,
             nu=kernel.get("nu"),
