@@ -691,6 +691,27 @@ def test_the_top_tenth_at_a_step_keeps_a_leader_among_partial_curves(
     assert decision.startswith("pruned") if pruned else decision == "kept:top"
 
 
+def test_the_top_tenth_counts_only_the_trials_that_reached_the_step() -> None:
+    # 150 pruned trials behind this one that stopped at step 2: it is at step 3, they are not
+    # its peers there, and among the 12 complete trials it is not in the top tenth.
+    pruner = SRPPruner(n_startup_trials=10)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    add_complete_trials(study, 12)
+    for _ in range(150):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.PRUNED,
+                params={"x": 0.0},
+                distributions={"x": FloatDistribution(0, 1)},
+                intermediate_values={1: -1.0, 2: -1.0},
+            )
+        )
+    trial = _ask(study, 0.0)
+    _report(trial, curve(0.0, np.random.default_rng(1))[:3])
+    assert trial.should_prune()
+    assert study.trials[-1].user_attrs["srp:decision"] != "kept:top"
+
+
 def _probability_of(study: optuna.Study, pruner: SRPPruner) -> float:
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     prediction = pruner._predict(study, pruner._state(study), study.trials[-1], complete)
