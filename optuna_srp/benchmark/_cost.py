@@ -314,12 +314,15 @@ def _replay_new_trials(
     curves: Sequence[tuple[dict[str, float], np.ndarray]],
     stop_when_pruned: bool = True,
     counters: Sequence[_Counter | _SqlCounter] = (),
+    tell: bool = False,
 ) -> list[float]:
     """Each curve as a new RUNNING trial: report, then time should_prune; stop when pruned
-    (or go on to the last step, so that every decision checkpoint is reached)."""
+    (or go on to the last step, so that every decision checkpoint is reached). With ``tell``,
+    each trial is then told PRUNED or COMPLETE (its last value), as a study goes on."""
     times = []
     for params, curve in curves:
         trial = _ask(study, params)
+        pruned = False
         for step, value in enumerate(curve):
             trial.report(float(value), step)
             for c in counters:
@@ -331,6 +334,10 @@ def _replay_new_trials(
                 c.active = False
             if pruned and stop_when_pruned:
                 break
+        if tell and pruned:
+            study.tell(trial, state=TrialState.PRUNED)
+        elif tell:
+            study.tell(trial, float(curve[-1]))
     return times
 
 
@@ -343,28 +350,16 @@ def _run_cycle(
     complete trials brings the pruner, whatever it had fitted on, to a refit; the calls from
     there until the complete trials have grown by a tenth again are returned.
     """
-    n_start = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    at_refit = n_start + max(1, math.ceil(_REFIT_FRACTION * n_complete))
+
+    def n_done() -> int:
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+    at_refit = n_done() + max(1, math.ceil(_REFIT_FRACTION * n_complete))
     times: list[float] = []
     for target in (at_refit, at_refit + max(1, math.ceil(_REFIT_FRACTION * at_refit))):
         times = []
-        n = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        while n < target:
-            params, curve = synthetic_curve(rng, steps)
-            trial = _ask(study, params)
-            pruned = False
-            for step, value in enumerate(curve):
-                trial.report(float(value), step)
-                t0 = time.process_time()
-                pruned = trial.should_prune()
-                times.append(time.process_time() - t0)
-                if pruned:
-                    break
-            if pruned:
-                study.tell(trial, state=TrialState.PRUNED)
-            else:
-                study.tell(trial, float(curve[-1]))
-                n += 1
+        while n_done() < target:
+            times += _replay_new_trials(study, [synthetic_curve(rng, steps)], tell=True)
     return times
 
 
