@@ -301,7 +301,8 @@ class SRPPruner(BasePruner):
             64th or a 16th of the curve (rank correlation at least 0.9, the best complete trial
             in the top quarter there too), the rungs begin there for every trial and go every
             4x up to the quarter; otherwise every trial meets the quarter's. A full group
-            holding a quarter of the steps skips the rungs and is trained to the end, to feed
+            holding a quarter of the steps skips the rungs before the quarter (where they
+            begin earlier it meets the quarter's) and is trained to the end, to feed
             the models complete curves, slow starters included (the paper's fast-Hyperband
             trains part of each bracket fully). Such a stop is stored as ``srp:decision`` =
             ``pruned:rung``.

@@ -473,8 +473,10 @@ def test_the_start_up_evidence_is_the_first_trials_that_reached_the_quarter() ->
     assert startup_rung_fraction(_partial(broken), 64, 1.0) == 1 / 256
 
 
-@pytest.mark.parametrize("settled", [True, False])
-def test_before_the_models_the_first_trials_ranks_move_the_rungs(settled: bool) -> None:
+def _study_with_first_ranks(settled: bool) -> optuna.Study:
+    """12 trials that reached the quarter (their ranks at the first report the quarter's if
+    ``settled``, else reversed) and 2 complete trials of 20 reports (the quarter rung at the
+    5th); the best complete trial led from its first report."""
     study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
     levels = np.linspace(0.1, 0.9, 12)
     for i, level in enumerate(levels):
@@ -485,20 +487,43 @@ def test_before_the_models_the_first_trials_ranks_move_the_rungs(settled: bool) 
                 intermediate_values={1: first, **dict.fromkeys(range(2, RUNG + 1), level)},
             )
         )
-    # Two complete trials of 20 reports (the quarter rung at the 5th); the best led from its
-    # first report.
     for final in (0.95, 0.05):
         study.add_trial(
             optuna.trial.create_trial(
                 value=final, intermediate_values=dict.fromkeys(range(1, 21), final)
             )
         )
+    return study
+
+
+@pytest.mark.parametrize("settled", [True, False])
+def test_before_the_models_the_first_trials_ranks_move_the_rungs(settled: bool) -> None:
+    study = _study_with_first_ranks(settled)
     # At the first report, the second is behind the first: a rung there stops it.
     assert _rung_decisions(study, [0.9, 0.8], steps=[1]) == [False, settled]
     if settled:
         reason = study.trials[-1].user_attrs["srp:reason"]
         assert reason.startswith("pruned at step 1: not in the top quarter")
         assert "where the first trials ranked as at a quarter" in reason
+
+
+@pytest.mark.parametrize("settled", [True, False])
+def test_where_the_rungs_begin_early_the_full_group_meets_the_quarter_s(settled: bool) -> None:
+    # The second trial of the full group is behind the first from its first report: it goes
+    # on from the early rung (what the group insures against) and, where the rungs begin
+    # early, is stopped at the quarter's (the 5th report), which the other trials meet too.
+    study = _study_with_first_ranks(settled)
+    assert _rung_decisions(study, [0.9, 0.1], full=True, steps=range(1, RUNG + 1)) == [
+        False,
+        settled,
+    ]
+    if settled:
+        reason = study.trials[-1].user_attrs["srp:reason"]
+        assert reason.startswith(f"pruned at step {RUNG}: not in the top quarter")
+    # It recorded its value at both rungs.
+    assert {k for k in study.trials[-1].system_attrs if k.startswith("srp:rung@")} == (
+        {"srp:rung@1", f"srp:rung@{RUNG}"} if settled else {f"srp:rung@{RUNG}"}
+    )
 
 
 def test_until_the_first_ranks_are_known_every_other_trial_meets_rungs_from_the_first_report() -> (
