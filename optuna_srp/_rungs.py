@@ -166,10 +166,10 @@ def rung_stops(
     placed them is wrong. It meets the quarter's, which every other trial of the start-up
     meets and which keeps the slow starters of curves that cross (``RUNG_FRACTION``): summed
     regret 6.59 against 6.66 on random orderings 0-9 and 6.89 against 7.12 held out, most of
-    it at 10 full trainings on TaskSet (docs/benchmarks.md, issue 17).
-    None past a quarter: a rung at the whole curve would stop trials that have cost all their
-    steps and throw away the complete curves the models need. No trial meets a rung before one
-    is complete, and each meets each rung once (at its first check at or past it).
+    it at 10 full trainings on TaskSet (docs/benchmarks.md, issue 17). None past a quarter: a
+    rung at the whole curve would stop trials that have cost all their steps and throw away
+    the complete curves the models need. No trial meets a rung before one is complete, and
+    each meets each rung once (at its first check at or past it).
     """
     step = trial.last_step
     assert step is not None
