@@ -223,9 +223,7 @@ class SRPPruner(BasePruner):
     * A laggard, worse than all but the worst tenth of the complete trials at its step, is
       pruned when the probability is below 0.2.
     * Over the first tenth of the curve both bars are scaled down, by up to 10 (100 for the
-      laggard's), where the first values say least; ``threshold`` and the fresh trials' bar
-      not where the study's best complete trials led early (below), which shows that its
-      first values rank as its final ones.
+      laggard's), where the first values say least.
     * Never pruned: a trial whose best value so far is in the top tenth of all trials at its
       step (the models need good complete trials); one that has reported a value better than
       the best complete trial's final value, or level with a best complete trial at the same
@@ -490,10 +488,7 @@ class SRPPruner(BasePruner):
                 )
             return self._rung_prune(study, trial, complete, first_fraction, placed)
         mean, std, probability, decision_step, fit = prediction
-        first_fraction = self._early_rungs(study, fit, complete)
-        decision, fresh_bar = self._decide(
-            study, state, fit, trial, probability, decision_step, first_fraction
-        )
+        decision, fresh_bar = self._decide(study, state, fit, trial, probability, decision_step)
         self._write_attrs(
             study,
             state,
@@ -502,6 +497,7 @@ class SRPPruner(BasePruner):
         )
         if decision.startswith("pruned"):
             return True
+        first_fraction = self._early_rungs(study, fit, complete)
         if first_fraction is None:
             return False
         return self._rung_prune(study, trial, complete, first_fraction, None)
@@ -581,7 +577,6 @@ class SRPPruner(BasePruner):
         trial: FrozenTrial,
         probability: float,
         decision_step: int,
-        first_fraction: float | None = None,
     ) -> tuple[str, float | None]:
         """The decision rule: ``"pruned:<rule>"`` or ``"kept:<rule>"`` (the rule that decided),
         and for ``"pruned:model"`` the bar that stopped the trial where it was what its remaining
@@ -590,10 +585,8 @@ class SRPPruner(BasePruner):
         Prune when the chance of beating the best complete trial is below ``threshold`` or
         below what the trial's remaining steps would buy as fresh trials (:meth:`_fresh_bar`),
         a laggard's below ``_LAGGARD_THRESHOLD``, all scaled down over the first tenth of the
-        curve (the first two not where the rungs beside the models begin there,
-        ``first_fraction``: :meth:`_early_scale`), unless the median rule keeps the trial, it
-        ranks among the best at its step, it is level with the incumbent, or the complete
-        trials end here.
+        curve, unless the median rule keeps the trial, it ranks among the best at its step,
+        it is level with the incumbent, or the complete trials end here.
         """
         step = trial.last_step
         assert step is not None
@@ -605,11 +598,7 @@ class SRPPruner(BasePruner):
         if _reached(trial, sign, fit.value_to_beat):
             # What made the probability 1, whatever the prediction.
             return "kept:reached-best", None
-        scale = self._early_scale(fit, decision_step, first_fraction)
-        # The laggard's bar keeps its ramp wherever the rungs begin: that the best runs led early
-        # says nothing of the slow starters it stops. Without it, the fixed-trial replay lost
-        # the best LCBench balanced run in one more ordering (docs/benchmarks.md, issue 17).
-        ramp = self._early_scale(fit, decision_step)
+        scale = self._early_scale(fit, decision_step)
         # Every trial is read at most once per decision, and only where a rule needs them.
         every_trial = functools.cache(lambda: study.get_trials(deepcopy=False))
         bar = self._model_bar(fit, step, scale, probability, every_trial)
@@ -617,7 +606,7 @@ class SRPPruner(BasePruner):
         if probability < bar:
             decision = "pruned:model"
             fresh_bar = bar if bar > self._threshold * scale else None
-        elif probability < _LAGGARD_THRESHOLD * ramp**2 and self._below_complete_quantile(
+        elif probability < _LAGGARD_THRESHOLD * scale**2 and self._below_complete_quantile(
             fit, trial, step, sign, _LAGGARD_FRACTION
         ):
             decision = "pruned:laggard"
@@ -1143,27 +1132,13 @@ class SRPPruner(BasePruner):
         fit.step_models[checkpoint] = step_model
         return step_model
 
-    def _early_scale(
-        self, fit: _Fit, checkpoint: int, first_fraction: float | None = None
-    ) -> float:
-        """The factor on the thresholds: from 1/10 to 1 over the first tenth of the curve, or 1
-        from the first report where the rungs beside the models begin before a quarter
-        (``first_fraction``, :meth:`_early_rungs`) and the models learn from the study's own
-        complete trials alone.
+    def _early_scale(self, fit: _Fit, checkpoint: int) -> float:
+        """The factor on the thresholds: from 1/10 to 1 over the first tenth of the curve.
 
         The first values say least about the final one and a model trained on few curves
-        does not know how little; there it must be ten times as sure. Where the study's best
-        complete runs led early (:func:`early_rung_fraction`), its first values have been shown
-        to rank as its final ones, and the rungs already stop trials there on their rank
-        alone. Random sampler, 11 corpora: summed regret 6.55 against 6.59 on orderings 0-9
-        and 6.81 against 6.89 held out, most of it on TaskSet at 25 and 50 full trainings;
-        curves that cross place no such rungs and keep the ramp (docs/benchmarks.md, issue
-        17). A source's evidence does not lift it: the models' early errors would then be the
-        source's.
+        does not know how little; there it must be ten times as sure.
         """
         if fit.steps.size == 0:
-            return 1.0
-        if first_fraction is not None and not fit.with_source:
             return 1.0
         return min(1.0, _seen_fraction(fit, checkpoint) / _FULL_THRESHOLD_FRACTION)
 

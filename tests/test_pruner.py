@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import pickle
 import textwrap
@@ -768,14 +767,9 @@ def _study_with_a_trial_at_a_quarter() -> tuple[optuna.Study, dict[int, list[flo
     return study, values
 
 
-@pytest.mark.parametrize("first_fraction", [None, 1 / 256])
-def test_the_laggard_threshold_is_scaled_quadratically_over_the_first_tenth(
-    first_fraction: float | None,
-) -> None:
+def test_the_laggard_threshold_is_scaled_quadratically_over_the_first_tenth() -> None:
     # A laggard at 1 of 20 steps (half the first tenth): its threshold is a quarter as large
-    # (0.05), not half (0.1, scaled linearly), also where the rungs beside the models begin
-    # early and ``threshold`` has no ramp: that the best runs led early says nothing of the
-    # slow starters the laggard rule stops. The probability is set, not predicted, so that
+    # (0.05), not half (0.1, scaled linearly). The probability is set, not predicted, so that
     # the test does not hang on what the models make of one synthetic trial.
     study = optuna.create_study(direction="maximize")
     add_complete_trials(study, 30)
@@ -785,93 +779,9 @@ def test_the_laggard_threshold_is_scaled_quadratically_over_the_first_tenth(
     pruner = SRPPruner(n_startup_trials=10, seed=0, threshold=0.001)
     state, fit, frozen, decision_step = _fit_for_last_trial(study, pruner)
     early = _pruner._LAGGARD_THRESHOLD * 0.5**2
-    decide = functools.partial(pruner._decide, study, state, fit, frozen)
-    assert decide(early * 1.2, decision_step, first_fraction)[0] == "kept:model"
-    assert decide(early * 0.8, decision_step, first_fraction)[0] == "pruned:laggard"
-
-
-def _study_with_a_trial_at_its_first_report(
-    n_complete: int = 12, shared_shape: bool = False
-) -> optuna.Study:
-    """``n_complete`` complete trials of 20 steps and a trial at its first report, at their 40%
-    quantile there: below the median, not a laggard, not in the top tenth. With
-    ``shared_shape`` every curve has the same shape, so that ranks never change and the best
-    complete trials lead from the first report (the rungs beside the models begin there)."""
-    study = optuna.create_study(direction="maximize")
-    if shared_shape:
-        shape = np.sqrt(np.arange(1, N_STEPS + 1) / N_STEPS)
-        for x in np.random.default_rng(0).uniform(0, 1, n_complete):
-            values = final_value(float(x)) * shape
-            study.add_trial(
-                optuna.trial.create_trial(
-                    params={"x": float(x)},
-                    distributions={"x": FloatDistribution(0, 1)},
-                    value=float(values[-1]),
-                    intermediate_values=dict(enumerate(map(float, values), start=1)),
-                )
-            )
-    else:
-        add_complete_trials(study, n_complete)
-    first = [t.intermediate_values[1] for t in study.trials]
-    trial = _ask(study, 0.5)
-    _report(trial, [float(np.quantile(first, 0.4))])
-    return study
-
-
-@pytest.mark.parametrize(
-    "first_fraction,decision", [(1 / 256, "pruned:model"), (None, "kept:model")]
-)
-def test_where_the_rungs_begin_early_the_models_bar_has_no_ramp(
-    first_fraction: float | None, decision: str
-) -> None:
-    # At 1 of 20 steps (half the first tenth) the ramp halves the bar, what the trial's 19
-    # remaining steps would buy as fresh trials (0.95 / 12.05 full trainings = 0.079), to 0.039.
-    # Where the rungs beside the models begin early, the study's best complete trials led there:
-    # its first values rank as its final ones, and the bar is whole. The probability is set, as
-    # in the tests above.
-    study = _study_with_a_trial_at_its_first_report()
-    pruner = SRPPruner(n_startup_trials=10, seed=0)
-    state, fit, frozen, decision_step = _fit_for_last_trial(study, pruner)
-    assert pruner._early_scale(fit, decision_step) == pytest.approx(0.5)
-    assert pruner._fresh_bar(fit, 1, _spent(study)) == pytest.approx(0.95 / 12.05)
     decide = pruner._decide
-    assert decide(study, state, fit, frozen, 0.06, decision_step, first_fraction)[0] == decision
-    # Below the ramped bar both prune.
-    assert decide(study, state, fit, frozen, 0.03, decision_step, first_fraction)[0] == (
-        "pruned:model"
-    )
-
-
-def test_with_source_trials_in_the_models_the_ramp_stays_where_the_rungs_begin_early() -> None:
-    # The models' early errors would be the source's: the ramp stays whatever the evidence.
-    earlier = optuna.create_study(direction="maximize")
-    add_complete_trials(earlier, 30, seed=3)
-    study = _study_with_a_trial_at_its_first_report()
-    pruner = SRPPruner(n_startup_trials=20, seed=0, source_trials=earlier.trials)
-    _, fit, _, decision_step = _fit_for_last_trial(study, pruner)
-    assert fit.with_source
-    assert pruner._early_scale(fit, decision_step, 1 / 256) == pytest.approx(0.5)
-
-
-@pytest.mark.parametrize("shared_shape,expected", [(True, 1 / 256), (False, None)])
-def test_the_decision_reads_where_the_study_s_own_rungs_begin(
-    monkeypatch: pytest.MonkeyPatch, shared_shape: bool, expected: float | None
-) -> None:
-    # Curves of one shape rank at the first report as at the end: the study's best complete
-    # trials led there, and the decision is told so (its bar then has no ramp). The synthetic
-    # family's best runs are not the fastest starters: no early rungs, the ramp stays.
-    seen: list[float | None] = []
-    decide = SRPPruner._decide
-
-    def spy(self: SRPPruner, *args: Any) -> tuple[str, float | None]:
-        seen.append(args[-1])
-        return decide(self, *args)
-
-    monkeypatch.setattr(SRPPruner, "_decide", spy)
-    study = _study_with_a_trial_at_its_first_report(n_complete=30, shared_shape=shared_shape)
-    pruner = SRPPruner(n_startup_trials=10, seed=0)
-    pruner.prune(study, study.trials[-1])
-    assert seen == [expected]
+    assert decide(study, state, fit, frozen, early * 1.2, decision_step)[0] == "kept:model"
+    assert decide(study, state, fit, frozen, early * 0.8, decision_step)[0] == "pruned:laggard"
 
 
 def test_early_in_a_study_the_bar_is_what_the_remaining_steps_would_buy() -> None:
