@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from collections.abc import Sequence
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from dataclasses import field
@@ -495,9 +496,16 @@ class SRPPruner(BasePruner):
             trial,
             _Decision(decision, mean, std, probability, decision_step, step, fit, fresh_bar),
         )
-        if decision.startswith("pruned"):
-            return True
         first_fraction = self._early_rungs(study, fit, complete)
+        if decision.startswith("pruned"):
+            if first_fraction is not None:
+                # A trial the models stop at a rung is still one of its peers, as in
+                # successive halving: were the peers only the trials the models kept, the
+                # rung's bar would rise with every stop of theirs, and the rung would stop
+                # runs that successive halving keeps (docs/benchmarks.md, issue 17).
+                with contextlib.suppress(_UpdateFinishedTrialError):
+                    rung_stops(study, trial, complete, _sign(study), first_fraction, True)
+            return True
         if first_fraction is None:
             return False
         return self._rung_prune(study, trial, complete, first_fraction, None)

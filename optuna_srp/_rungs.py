@@ -150,10 +150,13 @@ def rung_stops(
     complete: Sequence[FrozenTrial],
     sign: float,
     first_fraction: float = RUNG_FRACTION,
+    record_only: bool = False,
 ) -> bool:
     """Whether the rungs stop ``trial`` (``complete``: the study's complete trials;
     ``sign``: 1 to maximise, -1 to minimise; ``first_fraction``: where the first rung is, as a
-    fraction of the curve, see :func:`early_rung_fraction`).
+    fraction of the curve, see :func:`early_rung_fraction`; ``record_only``: ``trial`` was
+    stopped by another rule, and only records its values at the rungs it reached, as a peer
+    of the trials that meet them later: False is returned).
 
     Successive-halving rungs at ``first_fraction`` of the longest complete curve and every
     ``REDUCTION_FACTOR`` after it up to a quarter (one rung, at a quarter, by default): by
@@ -173,7 +176,7 @@ def rung_stops(
     """
     step = trial.last_step
     assert step is not None
-    full = in_full_group(study, trial, FULL_FRACTION)
+    full = not record_only and in_full_group(study, trial, FULL_FRACTION)
     others: list[FrozenTrial] | None = None
     rungs = rung_steps(complete, first_fraction)
     for rung in rungs:
@@ -184,6 +187,8 @@ def rung_stops(
             continue
         value = _value_from(trial, rung, sign)
         study._storage.set_trial_system_attr(trial._trial_id, key, value)
+        if record_only:
+            continue
         if others is None:
             others = study.get_trials(deepcopy=False)
         at_rung = [

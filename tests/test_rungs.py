@@ -386,6 +386,28 @@ def test_once_the_models_are_ready_the_study_s_own_best_runs_place_the_rungs(
         )
 
 
+def test_a_trial_the_models_stop_at_a_rung_is_a_peer_there() -> None:
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
+    # As above: the five best complete trials led from the first report, a rung there.
+    for t in _source(np.linspace(0.1, 0.9, 24), n_steps=N_STEPS):
+        study.add_trial(t)
+    assert _rung_decisions(study, [0.9], steps=[1]) == [False]
+    # Six trials far below every complete one at the first report: the models stop them
+    # there. Each records its value at the rung, and does not join the full group.
+    for _ in range(6):
+        trial = study.ask({"x": FloatDistribution(0, 1)})
+        trial.report(-1.0, 1)
+        assert trial.should_prune()
+        study.tell(trial, state=TrialState.PRUNED)
+        frozen = study.trials[-1]
+        assert frozen.user_attrs["srp:decision"] != "pruned:rung"
+        assert frozen.system_attrs[EARLY_RUNG_KEY] == -1.0
+        assert FULL_KEY not in frozen.system_attrs
+    # With them, 0.8 is second of eight at the rung: in the top quarter. Were the peers only
+    # the trials the models kept, it would be behind the one trial there (0.9).
+    assert _rung_decisions(study, [0.8], steps=[1]) == [False]
+
+
 def _partial(rows: Any, sign: float = 1.0, first_number: int = 0) -> list[FrozenTrial]:
     """Trials stopped after their curve (one row each, steps from 1), numbered in order."""
     trials = []
