@@ -17,6 +17,7 @@ from optuna_srp.benchmark._anytime import NearestUnusedSampler
 from optuna_srp.benchmark._corpus import load_corpus
 from optuna_srp.benchmark._pruners import parse_pruner_spec
 from optuna_srp.benchmark._replay import ordering_indices
+from optuna_srp.benchmark._report import anchor_tables
 from optuna_srp.benchmark._report import regret_trajectory
 from optuna_srp.benchmark._report import short_name
 from optuna_srp.benchmark._report import speedup_to_reference
@@ -255,3 +256,40 @@ def test_shared_curves_anytime(tmp_path: Path) -> None:
     rows = {r["pruner"]: r for r in read_jsonl(out / "results.jsonl")}
     assert [a["started"] for a in rows["nop"]["at_budget"]] == [2, 5]
     assert rows["nop"]["epochs_spent"] == 5 * 59
+
+
+def _cell(corpus: str, budget: float, pruner: str, mean: float) -> dict[str, Any]:
+    return {
+        "sampler": "random",
+        "corpus": corpus,
+        "budget": budget,
+        "pruner": pruner,
+        "regret_mean": mean,
+    }
+
+
+def test_anchor_is_the_lowest_optuna_pruner_at_its_defaults_in_each_cell() -> None:
+    summary = [
+        _cell("a", 10, "srp", 0.308),
+        _cell("a", 10, "median", 0.30),
+        _cell("a", 10, "nop", 0.40),
+        # An Optuna pruner with other arguments is a contender, not the anchor.
+        _cell("a", 10, "median:n_startup_trials=2", 0.10),
+        _cell("a", 25, "srp", 0.25),
+        _cell("a", 25, "median", math.nan),  # no ordering had a complete trial
+        _cell("a", 25, "nop", 0.20),
+        _cell("a", 50, "nop", 0.05),  # srp has no mean here: not within, no excess
+        _cell("b", 10, "srp", 0.5),  # no Optuna pruner: the cell is left out
+    ]
+    text = anchor_tables(summary)
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()}
+    # srp: within + 0 in no cell, + .01 in one (a, 10), + .02 in one; excess .008 + .05.
+    assert rows["srp"] == "| srp | 0 / 1 / 1 of 3 | 0.06 | 0.05 (a, 25) |"
+    assert rows["median:n_startup_trials=2"] == (
+        "| median:n_startup_trials=2 | 1 / 1 / 1 of 3 | 0.00 | -0.20 (a, 10) |"
+    )
+    assert rows["nop"].startswith("| nop | 2 / 2 / 2 of 3 | 0.10 |")
+    assert "| a | 10 | 0.300 (median) | +0.008 | -0.200 |" in text
+    assert "| a | 25 | 0.200 (nop) | +0.050 | - |" in text
+    assert "| b |" not in text
+    assert anchor_tables([_cell("a", 10, "srp", 0.3)]) == ""

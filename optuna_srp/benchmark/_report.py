@@ -21,6 +21,7 @@ import numpy as np
 
 from optuna_srp.benchmark._corpus import Corpus
 from optuna_srp.benchmark._corpus import load_corpus
+from optuna_srp.benchmark._pruners import OPTUNA_PRUNERS
 from optuna_srp.benchmark._pruners import PRUNER_NAMES
 
 
@@ -522,6 +523,12 @@ def anytime_report(rows: Sequence[dict[str, Any]], reference: float = 20.0) -> s
                 f"reach the regret no pruning has after {reference:g} full trainings "
                 "(LC-PFN's figure)\n\n" + reference_table(fs)
             )
+        anchor = anchor_tables(ss)
+        if anchor:
+            parts.append(
+                f"#### Sampler `{sampler}`: against the lowest of Optuna's pruners in each "
+                "cell\n\n" + anchor
+            )
     parts.append(
         "#### Every cell: mean / median regret, hit rate, configurations started, and the "
         "secondary incumbent's mean regret (best value reported at any step)\n\n"
@@ -558,6 +565,64 @@ def anytime_table(summary: Sequence[dict[str, Any]]) -> str:
                 (f"**{v}**" if low is not None and v != "-" and float(v) == low else v) + mark
             )
         lines.append(f"| {short_name(corpus)} | {budget:g} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def anchor_tables(summary: Sequence[dict[str, Any]]) -> str:
+    """How far each pruner is from the anchor, the lowest mean regret of Optuna's pruners at
+    their defaults (:data:`OPTUNA_PRUNERS`) in each (corpus, budget) cell of one sampler:
+    per pruner, the cells within the anchor + 0, + .01 and + .02 (unrounded means) and the
+    excess summed over the cells; then, per cell, the anchor and each other pruner's excess.
+    Empty without an Optuna pruner; a cell where no Optuna pruner has a mean is left out, one
+    where the pruner has none counts as not within and adds nothing to its excess.
+    """
+    cells: dict[tuple[str, float], dict[str, float]] = {}
+    for s in summary:
+        cells.setdefault((s["corpus"], s["budget"]), {})[s["pruner"]] = s["regret_mean"]
+    anchors = {}
+    for key, means in cells.items():
+        optuna_means = {p: m for p, m in means.items() if p in OPTUNA_PRUNERS and _finite(m)}
+        if optuna_means:
+            anchors[key] = min(optuna_means.items(), key=lambda pm: (pm[1], pm[0]))
+    if not anchors:
+        return ""
+    pruners = sorted(
+        {p for means in cells.values() for p in means}, key=lambda p: _group_order("", p)
+    )
+    margins = (0.0, 0.01, 0.02)
+    lines = [
+        "| pruner | cells within the lowest + 0 / + .01 / + .02 | summed excess | largest |",
+        "|---|---|---|---|",
+    ]
+    for p in pruners:
+        excess = {
+            key: cells[key][p] - low
+            for key, (_, low) in anchors.items()
+            if _finite(cells[key].get(p))
+        }
+        within = " / ".join(str(sum(e <= m + 1e-9 for e in excess.values())) for m in margins)
+        largest = "-"
+        if excess:
+            worst = max(excess, key=lambda k: excess[k])
+            largest = f"{excess[worst]:.2f} ({short_name(worst[0])}, {worst[1]:g})"
+        summed = sum(e for e in excess.values() if e > 0.0)
+        lines.append(f"| {p} | {within} of {len(anchors)} | {summed:.2f} | {largest} |")
+    contenders = [p for p in pruners if p not in OPTUNA_PRUNERS]
+    if contenders:
+        lines += [
+            "",
+            "| corpus | B | lowest of Optuna's | "
+            + " | ".join(f"{p} - lowest" for p in contenders)
+            + " |",
+            "|---|---|---|" + "---|" * len(contenders),
+        ]
+        for (corpus, budget), (name, low) in anchors.items():
+            diffs = [cells[(corpus, budget)].get(p, math.nan) - low for p in contenders]
+            lines.append(
+                f"| {short_name(corpus)} | {budget:g} | {low:.3f} ({name}) | "
+                + " | ".join(f"{d:+.3f}" if _finite(d) else "-" for d in diffs)
+                + " |"
+            )
     return "\n".join(lines)
 
 
