@@ -367,7 +367,8 @@ class SRPPruner(BasePruner):
             twentieth of the 10-90% range of the final values the models learn from: a run
             level with a first incumbent at chance level can beat it only by noise. A trial
             that is not complete, multi-objective, without intermediate values or with a
-            non-finite value is skipped with one warning.
+            non-finite final value is skipped with one warning (non-finite values in its
+            curve are read as in the study's own trials).
 
     Raises:
         ValueError: If an argument is out of range.

@@ -293,6 +293,34 @@ def test_unusable_source_trials_are_skipped_with_one_warning() -> None:
         SRPPruner(source_trials=good)
 
 
+def test_non_finite_values_in_a_source_curve_are_read_as_a_diverged_run() -> None:
+    """Only a non-finite final value makes a source trial unusable; NaN or inf inside a curve
+    is normal input (a run that diverged and recovered), read as in the study's own trials."""
+    source = _source(40)
+    spoiled = [
+        optuna.trial.create_trial(
+            params=t.params,
+            distributions=t.distributions,
+            value=t.value,
+            intermediate_values={
+                s: (float("nan") if i % 2 else float("inf")) if s == 3 and i < 10 else v
+                for s, v in t.intermediate_values.items()
+            },
+        )
+        for i, t in enumerate(source)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=spoiled)
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        _add_own(study)
+        trial = _hopeless_trial(study)
+        assert trial.should_prune()
+    assert len(pruner._source_trials) == len(source)
+    prediction = pruner.predict(study, study.trials[-1])
+    assert prediction is not None and all(np.isfinite(prediction))
+
+
 def test_an_extra_feature_the_source_lacks_warns_once_and_leaves_it_out() -> None:
     def width(trial: FrozenTrial) -> list[float]:
         return [trial.user_attrs["width"]]
