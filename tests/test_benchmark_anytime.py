@@ -21,9 +21,10 @@ from optuna_srp.benchmark._report import anchor_tables
 from optuna_srp.benchmark._report import regret_trajectory
 from optuna_srp.benchmark._report import short_name
 from optuna_srp.benchmark._report import speedup_to_reference
+from tests._shared import needs_shared_curves
+from tests._shared import SHARED_CURVES
 
 
-SHARED_CURVES = Path(__file__).resolve().parents[1].parent / "shared" / "curves"
 NOP = parse_pruner_spec("nop")
 
 
@@ -243,10 +244,7 @@ def test_anytime_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["anytime", str(tmp_path / "missing.jsonl.gz"), "--no-progress"]) == 2
 
 
-@pytest.mark.skipif(
-    not SHARED_CURVES.is_dir(),
-    reason=f"the shared corpora are not checked out next to the repository ({SHARED_CURVES})",
-)
+@needs_shared_curves
 def test_shared_curves_anytime(tmp_path: Path) -> None:
     corpus = SHARED_CURVES / "accelerating_nas-lstm_ptb.jsonl.gz"
     out = tmp_path / "shared"

@@ -12,9 +12,8 @@ import pytest
 from optuna_srp.benchmark import write_corpus
 from optuna_srp.benchmark.__main__ import build_parser
 from optuna_srp.benchmark.__main__ import main
-
-
-SHARED_CURVES = Path(__file__).resolve().parents[1].parent / "shared" / "curves"
+from tests._shared import needs_shared_curves
+from tests._shared import SHARED_CURVES
 
 
 def synthetic_corpus(tmp_path: Path, n: int = 40, n_steps: int = 8) -> Path:
@@ -107,10 +106,7 @@ def test_bad_input_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["predict", str(tmp_path / "missing.jsonl.gz")]) == 2
 
 
-@pytest.mark.skipif(
-    not SHARED_CURVES.is_dir(),
-    reason=f"the shared corpora are not checked out next to the repository ({SHARED_CURVES})",
-)
+@needs_shared_curves
 def test_shared_curves_replay(tmp_path: Path) -> None:
     corpus = SHARED_CURVES / "accelerating_nas-lstm_ptb.jsonl.gz"
     out = tmp_path / "shared"

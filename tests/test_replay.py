@@ -3,8 +3,6 @@ are saved (as fractions of the steps a study without pruning trains, never as ti
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from optuna.distributions import FloatDistribution
 import pytest
@@ -14,11 +12,10 @@ from optuna_srp.benchmark._corpus import Config
 from optuna_srp.benchmark._corpus import Corpus
 from optuna_srp.benchmark._corpus import load_corpus
 from optuna_srp.benchmark._replay import replay_study
+from tests._shared import needs_shared_curves
+from tests._shared import SHARED_CURVES
 from tests._synthetic import curve
 from tests._synthetic import N_STEPS
-
-
-SHARED_CURVES = Path(__file__).resolve().parents[1].parent / "shared" / "curves"
 
 
 def _synthetic_corpus(n: int = 150, seed: int = 0) -> Corpus:
@@ -42,10 +39,7 @@ def test_synthetic_replay_keeps_the_best_and_saves_steps(ordering: int) -> None:
     assert row["epochs_spent"] / row["epochs_full"] < 0.7
 
 
-@pytest.mark.skipif(
-    not SHARED_CURVES.is_dir(),
-    reason=f"the shared corpora are not checked out next to the repository ({SHARED_CURVES})",
-)
+@needs_shared_curves
 @pytest.mark.parametrize(
     "name", ["accelerating_nas-metaqnn_cifar10", "accelerating_nas-deep_resnets_cifar10"]
 )
