@@ -71,9 +71,8 @@ DESCRIPTION = (
     "Replay real Optuna studies over recorded learning curves, in random orderings (each "
     "ordering's configurations enqueued in turn, RandomSampler seeded by the ordering): each "
     "trial is a recorded configuration whose curve is reported step by step, and each pruner "
-    "decides as "
-    "in a live study. One row per (corpus, pruner, ordering): epochs saved, whether the best "
-    "configuration was kept. Get corpora with the fetch command."
+    "decides as in a live study. One row per (corpus, pruner, ordering): epochs saved, whether "
+    "the best configuration was kept. Get corpora with the fetch command."
 )
 
 
