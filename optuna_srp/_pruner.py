@@ -13,6 +13,7 @@ import functools
 import hashlib
 import math
 import operator
+import reprlib
 import sys
 import threading
 from typing import Any
@@ -223,13 +224,16 @@ class SRPPruner(BasePruner):
       either keeps.
     * A laggard, worse than all but the worst tenth of the complete trials at its step, is
       pruned when the probability is below 0.2.
-    * Over the first tenth of the curve both bars are scaled down, by up to 10 (100 for the
-      laggard's), where the first values say least.
+    * Over the first tenth of the curve, where the first values say least, both bars are
+      multiplied by the share of the curve seen over a tenth (at the ``k``-th of ``n`` reports,
+      ``10 k / n``; its square for the laggard's): a fifth at the first of 50 reports, a tenth
+      at the first of 100, and the full bars from the first report of 10 or fewer.
     * Never pruned: a trial whose best value so far is in the top tenth of all trials at its
       step (the models need good complete trials); one that has reported a value better than
       the best complete trial's final value, or level with a best complete trial at the same
-      step; and at or past the step by which half the complete trials had ended, where
-      stopping saves nothing.
+      step; and at or past the step by which half the complete trials had ended
+      (``kept:end``): the models learn from no later step, and where the complete trials
+      end alike stopping there saves nothing.
 
     Until ``n_startup_trials`` trials are complete, successive-halving rungs decide instead
     (see ``n_startup_trials``). After that, where the study's best complete trials led early
@@ -286,8 +290,14 @@ class SRPPruner(BasePruner):
                 return clf.score(X_valid, y_valid)
 
 
-            study = optuna.create_study(direction="maximize", pruner=SRPPruner())
-            study.optimize(objective, n_trials=20)
+            study = optuna.create_study(
+                direction="maximize",
+                sampler=optuna.samplers.TPESampler(seed=0),
+                pruner=SRPPruner(seed=0),
+            )
+            # Rungs decide until 10 trials are complete, the models after; each stopped
+            # trial's user attribute "srp:decision" names the rule (e.g. "pruned:model").
+            study.optimize(objective, n_trials=60)
 
     Args:
         n_startup_trials:
@@ -476,7 +486,17 @@ class SRPPruner(BasePruner):
             if self._model_ready(state, complete):
                 return False
             if self._wrapped_pruner is not None:
-                return self._wrapped_pruner.prune(study, trial)
+                if not self._wrapped_pruner.prune(study, trial):
+                    return False
+                wrapped = type(self._wrapped_pruner).__name__
+                return _mark_pruned(
+                    study,
+                    trial,
+                    "pruned:wrapped",
+                    f"pruned at step {trial.last_step}: {wrapped} (wrapped_pruner) stopped it "
+                    f"before the models were ready ({len(complete)} of "
+                    f"{self._n_startup_trials} complete trials)",
+                )
             first_fraction = self._startup_rungs(study, state, complete)
             placed = "where the first trials ranked as at a quarter"
             if first_fraction is None:
@@ -601,7 +621,7 @@ class SRPPruner(BasePruner):
         assert step is not None
         sign = _sign(study)
         if fit.end_step is not None and step >= fit.end_step:
-            return "kept:end", None  # where the complete trials end, stopping saves nothing
+            return "kept:end", None  # the models learn from no later step
         if _level_with_incumbent(fit, trial, step, sign):
             return "kept:incumbent", None
         if _reached(trial, sign, fit.value_to_beat):
@@ -1142,10 +1162,12 @@ class SRPPruner(BasePruner):
         return step_model
 
     def _early_scale(self, fit: _Fit, checkpoint: int) -> float:
-        """The factor on the thresholds: from 1/10 to 1 over the first tenth of the curve.
+        """The factor on the thresholds: the share of the curve seen over a tenth, capped at 1
+        (``10 k / n`` at the ``k``-th of the complete trials' ``n`` distinct steps).
 
         The first values say least about the final one and a model trained on few curves
-        does not know how little; there it must be ten times as sure.
+        does not know how little: at the first of 100 reports it must be ten times as sure.
+        By share of the curve, not by report: the first of 10 reports is already a tenth.
         """
         if fit.steps.size == 0:
             return 1.0
@@ -1297,7 +1319,10 @@ class _Decision:
         if rule == "top":
             return f"{head}{predicted}, {chance}, but among the best trials at this step"
         if rule == "end":
-            return f"{head}the complete trials end here, stopping saves nothing; {predicted}"
+            return (
+                f"{head}half the complete trials had ended by this step, and the models "
+                f"judge no later one; {predicted}"
+            )
         if rule == "reached-best":
             done = "beaten" if by else "reached"
             return f"{head}has already {done} the best complete value ({best}){by}; {predicted}"
@@ -1344,17 +1369,23 @@ def _usable_source_trials(
     """
     if source_trials is None:
         return ()
+    if isinstance(source_trials, FrozenTrial):
+        raise TypeError(
+            "source_trials must be a sequence of FrozenTrial or None, but got one FrozenTrial "
+            f"(number {source_trials.number}); pass [trial]."
+        )
     if isinstance(source_trials, (str, bytes)) or not isinstance(source_trials, Sequence):
         raise TypeError(
             "source_trials must be a sequence of FrozenTrial or None, but got "
-            f"source_trials={source_trials!r}."
+            f"source_trials={reprlib.repr(source_trials)}."
         )
     usable: list[FrozenTrial] = []
     skipped: list[str] = []
     for i, t in enumerate(source_trials):
         if not isinstance(t, FrozenTrial):
             raise TypeError(
-                f"source_trials must hold FrozenTrial objects, but source_trials[{i}] is {t!r}."
+                "source_trials must hold FrozenTrial objects, but source_trials"
+                f"[{i}] is {reprlib.repr(t)}."
             )
         if t.state != TrialState.COMPLETE:
             skipped.append(f"source_trials[{i}] ({t.state.name})")

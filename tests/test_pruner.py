@@ -420,6 +420,10 @@ def test_wrapped_pruner_is_used_only_before_models_are_ready() -> None:
     trial = _ask(study, 0.7)
     _report(trial, curve(0.7, np.random.default_rng(0))[:3])
     assert trial.should_prune()
+    # Its stop is written to the trial, as the start-up rule's are.
+    attrs = study.trials[-1].user_attrs
+    assert attrs["srp:decision"] == "pruned:wrapped"
+    assert "PruneAll (wrapped_pruner)" in attrs["srp:reason"] and "9 of 10" in attrs["srp:reason"]
     study.tell(trial, state=TrialState.PRUNED)
     add_complete_trials(study, 21, seed=1)
     trial = _ask(study, 0.7)
@@ -891,5 +895,9 @@ def test_docstring_example_runs() -> None:
     namespace: dict[str, Any] = {}
     exec(compile(textwrap.dedent(block), "SRPPruner docstring", "exec"), namespace)
     study = namespace["study"]
-    assert len(study.trials) == 20 and isinstance(study.pruner, SRPPruner)
+    assert len(study.trials) == 60 and isinstance(study.pruner, SRPPruner)
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    # The example shows what the class is about: the models decide in it, not only the rungs.
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= 10
+    decisions = {t.user_attrs.get("srp:decision") for t in study.trials}
+    assert decisions & {"pruned:model", "pruned:laggard", "kept:model", "kept:median"}

@@ -265,6 +265,10 @@ def test_bad_source_input_is_a_type_error() -> None:
         SRPPruner(source_trials="trials")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"source_trials\[1\]"):
         SRPPruner(source_trials=[_source(1)[0], 3])  # type: ignore[list-item]
+    # One trial instead of a list: said in a line, not with the trial's whole curve.
+    with pytest.raises(TypeError, match=r"one FrozenTrial \(number 0\); pass \[trial\]") as e:
+        SRPPruner(source_trials=_source(1)[0])  # type: ignore[arg-type]
+    assert len(str(e.value)) < 200
 
 
 def test_unusable_source_trials_are_skipped_with_one_warning() -> None:
