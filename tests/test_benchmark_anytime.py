@@ -18,6 +18,7 @@ from optuna_srp.benchmark._corpus import load_corpus
 from optuna_srp.benchmark._pruners import parse_pruner_spec
 from optuna_srp.benchmark._replay import ordering_indices
 from optuna_srp.benchmark._report import anchor_tables
+from optuna_srp.benchmark._report import anytime_table
 from optuna_srp.benchmark._report import regret_trajectory
 from optuna_srp.benchmark._report import short_name
 from optuna_srp.benchmark._report import speedup_to_reference
@@ -291,3 +292,17 @@ def test_anchor_is_the_lowest_optuna_pruner_at_its_defaults_in_each_cell() -> No
     assert "| a | 25 | 0.200 (nop) | +0.050 | - |" in text
     assert "| b |" not in text
     assert anchor_tables([_cell("a", 10, "srp", 0.3)]) == ""
+
+
+def test_the_regret_table_says_what_its_marks_mean() -> None:
+    counts = {"orderings": 10, "answered": 10, "exhausted": 0}
+    plain = [{**_cell("a", 10, p, m), **counts} for p, m in (("srp", 0.2), ("nop", 0.3))]
+    assert "`*`" not in anytime_table(plain) and "`†`" not in anytime_table(plain)
+    marked = [
+        {**plain[0], "answered": 6},  # four orderings had no complete trial within the budget
+        {**plain[1], "exhausted": 2},  # two ran out of configurations
+    ]
+    table = anytime_table(marked)
+    assert "| a | 10 | **0.20*** | 0.30† |" in table
+    assert "`*` a mean over the orderings that had a complete trial" in table
+    assert "`†` in some orderings the corpus ran out of configurations" in table

@@ -76,6 +76,21 @@ def test_replay_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     text = report_md.read_text()
     assert "| synthetic | nop | 1.00x |" in text
     assert "| corpus | srp:n_startup_trials=5 | median | nop |" in text
+    assert "Each cell: speedup / hit rate / top-5 completed." in text
+    # With --out the markdown goes to the file only; the folder --out wrote is read as its
+    # results.jsonl.
+    assert capsys.readouterr().out == ""
+    assert main(["report", str(out), "--compact"]) == 0
+    assert capsys.readouterr().out == text
+
+
+def test_report_names_a_file_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = synthetic_corpus(tmp_path)  # gzip: a corpus given where results are expected
+    assert main(["report", str(corpus)]) == 2
+    err = capsys.readouterr().err
+    assert str(corpus) in err and "not UTF-8 text" in err
 
 
 def test_predict_end_to_end(tmp_path: Path) -> None:

@@ -26,18 +26,25 @@ from optuna_srp.benchmark._pruners import PRUNER_NAMES
 
 
 DESCRIPTION = (
-    "Render markdown tables (and optionally plots) from the results.jsonl files that replay "
-    "and predict write, e.g. to compare runs made at different times."
+    "Render markdown tables (and optionally plots) from the results.jsonl files that anytime, "
+    "replay and predict write (or the folders holding them), e.g. to compare runs made at "
+    "different times."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``report`` options to ``parser``."""
     parser.add_argument(
-        "results", nargs="+", type=Path, help="results.jsonl files of replay, anytime, predict"
+        "results",
+        nargs="+",
+        type=Path,
+        help="results.jsonl files of anytime, replay, predict, or the --out folders holding them",
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="write the markdown here (default: print it)"
+        "--out",
+        type=Path,
+        default=None,
+        help="write the markdown to this file instead of printing it (default: print it)",
     )
     parser.add_argument(
         "--compact",
@@ -80,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     text = "\n\n".join(parts) + "\n"
     if args.out is not None:
         args.out.write_text(text)
-    print(text, end="")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
     if args.plots is not None and replay_rows:
         for written in replay_plots(replay_rows, args.plots):
             print(f"wrote {written}", file=sys.stderr)
@@ -91,19 +100,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file.
+    """Read a JSON-lines file, or the ``results.jsonl`` in the folder ``path``.
 
     Raises:
-        ValueError: On a malformed line, naming the file and the line.
+        OSError: If the file cannot be read (the message names it).
+        ValueError: On a line that is not JSON text, naming the file and the line.
     """
+    if path.is_dir():
+        path = path / "results.jsonl"
     rows = []
     with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        lineno = 0
+        try:
+            for lineno, line in enumerate(f, start=1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        except UnicodeDecodeError:
+            # A corpus (.jsonl.gz) or another binary file given by mistake.
+            raise ValueError(
+                f"{path}:{lineno + 1}: not UTF-8 text; report reads the results.jsonl files "
+                "that anytime, replay and predict write with --out"
+            ) from None
     return rows
 
 
@@ -195,6 +215,7 @@ def compact_table(summary: Sequence[dict[str, Any]]) -> str:
     pruners = list(dict.fromkeys(s["pruner"] for s in summary))
     keyed = {(s["corpus"], s["pruner"]): s for s in summary}
     lines = [
+        "Each cell: speedup / hit rate / top-5 completed.\n",
         "| corpus | " + " | ".join(pruners) + " |",
         "|---|" + "---|" * len(pruners),
     ]
@@ -565,6 +586,16 @@ def anytime_table(summary: Sequence[dict[str, Any]]) -> str:
                 (f"**{v}**" if low is not None and v != "-" and float(v) == low else v) + mark
             )
         lines.append(f"| {short_name(corpus)} | {budget:g} | " + " | ".join(out) + " |")
+    marks = []
+    if any(s["answered"] < s["orderings"] for s in summary):
+        marks.append("`*` a mean over the orderings that had a complete trial within the budget")
+    if any(s["exhausted"] for s in summary):
+        marks.append(
+            "`†` in some orderings the corpus ran out of configurations before the budget was "
+            "spent"
+        )
+    if marks:
+        lines.append("\n" + "; ".join(marks) + ".")
     return "\n".join(lines)
 
 
