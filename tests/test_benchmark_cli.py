@@ -77,6 +77,7 @@ def test_replay_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "| synthetic | nop | 1.00x |" in text
     assert "| corpus | srp:n_startup_trials=5 | median | nop |" in text
     assert "Each cell: speedup / hit rate / top-5 completed." in text
+    assert "#### Replay: 2 orderings (seeds 0-1), up to 30 trials a study" in text
     # With --out the markdown goes to the file only; the folder --out wrote is read as its
     # results.jsonl.
     assert capsys.readouterr().out == ""
@@ -93,7 +94,7 @@ def test_report_names_a_file_it_cannot_read(
     assert str(corpus) in err and "not UTF-8 text" in err
 
 
-def test_predict_end_to_end(tmp_path: Path) -> None:
+def test_predict_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     corpus = synthetic_corpus(tmp_path)
     out = tmp_path / "pred"
     argv = ["predict", str(corpus), "--n-train", "15", "--seeds", "2", "--fractions", "0.5"]
@@ -109,6 +110,10 @@ def test_predict_end_to_end(tmp_path: Path) -> None:
     assert all(np.isnan(r["cover80"]) for r in rows if r["method"] != "srm")
     assert all(np.isnan(r["cover90_t"]) for r in rows if r["method"] != "srm")
     assert "| synthetic | 15 | 50% |" in (out / "summary.md").read_text()
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("#### Predict:") and "| synthetic | 15 | 50% |" in printed
 
 
 def test_bad_input_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -79,10 +79,17 @@ def run(args: argparse.Namespace) -> int:
         parts.append(anytime_report(anytime_rows))
     if replay_rows:
         summary = aggregate_replay(replay_rows)
+        seeds = sorted({int(r["ordering"]) for r in replay_rows if "ordering" in r})
+        n_trials = max((int(r["n_trials"]) for r in replay_rows if "n_trials" in r), default=0)
+        parts.append(
+            f"#### Replay: {len(seeds)} ordering{'s' * (len(seeds) != 1)} (seeds "
+            f"{_ranges(seeds)}), up to {n_trials} trials a study"
+        )
         if args.compact:
             parts.append(compact_table(summary))
         parts.append(replay_table(summary))
     if predict_rows:
+        parts.append("#### Predict: final values from partial curves")
         parts.append(predict_table(aggregate_predict(predict_rows)))
     text = "\n\n".join(parts) + "\n"
     if args.out is not None:
