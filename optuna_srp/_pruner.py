@@ -920,7 +920,12 @@ class SRPPruner(BasePruner):
             key = _trial_key(t)
             if key not in state.complete_records:
                 state.complete_records[key] = self._record(
-                    state, t, sign, "is left out of the models' training set"
+                    state,
+                    t,
+                    sign,
+                    "is left out of the models' training set, and until "
+                    f"n_startup_trials={self._n_startup_trials} complete trials can be read the "
+                    "start-up rule decides instead of the models",
                 )
             cached = state.complete_records[key]
             if cached is not None:

@@ -435,6 +435,8 @@ def test_extra_features_failing_on_warm_start_trials_warns_once_and_the_study_ru
     messages = _srp_warnings(record)
     assert len(messages) == 1
     assert "trial 0" in messages[0] and "KeyError" in messages[0]
+    # It says what a callable that fails on every trial would cost: the models never start.
+    assert "until n_startup_trials=3 complete trials can be read" in messages[0]
     # Raised from study.optimize, it still names the objective's should_prune() line.
     assert [w.filename for w in record if "SRPPruner" in str(w.message)] == [__file__]
     assert all(t.state != TrialState.FAIL for t in study.trials)
