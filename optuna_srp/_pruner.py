@@ -479,8 +479,11 @@ class SRPPruner(BasePruner):
                     f"pruned at step {step}: it reported {trial.intermediate_values[step]!r} "
                     "(diverged), where finite values had been reported by this step",
                 )
-        if self._feeds_source_check(study, state, trial, complete):
-            return False
+        try:
+            if self._feeds_source_check(study, state, trial, complete):
+                return False
+        except _UpdateFinishedTrialError:
+            return False  # another worker (e.g. a heartbeat check) has finished the trial
         prediction = self._predict(study, state, trial, complete)
         if prediction is None:
             if self._model_ready(state, complete):

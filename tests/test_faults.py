@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 import pytest
 import sklearn.svm
 
+from optuna_srp import FastHyperbandPruner
 from optuna_srp import SRMEnsemble
 from optuna_srp import SRPPruner
 
@@ -549,3 +550,32 @@ def test_extra_features_odd_but_numeric_values_work(odd: Callable[[FrozenTrial],
         prediction = pruner.predict(study, _frozen(study, trial))
     assert prediction is not None
     assert all(v == v and abs(v) != float("inf") for v in prediction)
+
+
+@pytest.mark.parametrize("make_pruner", ["source", "fast_hyperband"])
+def test_a_trial_finished_elsewhere_before_its_first_check_is_not_an_error(
+    make_pruner: str,
+) -> None:
+    # The first check of a trial writes its full-group flag; a heartbeat check in another
+    # process may have failed the trial in between, and the storage refuses the write. The
+    # worker's copy of the trial is stale: the pruner must not raise into the study.
+    distribution = optuna.distributions.FloatDistribution(0.0, 1.0)
+    source = [
+        optuna.trial.create_trial(
+            params={"x": i / 20},
+            distributions={"x": distribution},
+            value=i / 20,
+            intermediate_values={s: i / 20 * (s + 1) / 10 for s in range(10)},
+        )
+        for i in range(20)
+    ]
+    pruner: optuna.pruners.BasePruner = (
+        SRPPruner(source_trials=source) if make_pruner == "source" else FastHyperbandPruner()
+    )
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    trial = study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    trial.report(0.1, 0)
+    stale = study._storage.get_trial(trial._trial_id)
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    assert pruner.prune(study, stale) is False
