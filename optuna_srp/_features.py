@@ -148,15 +148,17 @@ def encode_target(finals: np.ndarray) -> np.ndarray:
 class CurveFeaturizer:
     """Turns trials cut at one decision step into the feature matrix of that step's model.
 
-    Features: the curve sampled at up to ``max_curve_points`` steps up to the decision step,
-    its first and second differences, the best value so far, the mean of the last quarter of
-    the values reported (robust to jittery curves), the fraction of non-finite
-    values, the encoded hyper-parameters (numeric ones mapped to [0, 1] in log space where the
-    distribution is log, categoricals one-hot, each with a missing-value indicator so that
-    conditional parameters work) and the user's extra features.
+    Features: the curve sampled at up to ``max_curve_points`` steps up to the decision step, its
+    first and second differences, the best value so far, the mean of the last quarter of the values
+    reported (robust to jittery curves), the fraction of non-finite values among the sampled ones,
+    the encoded hyper-parameters (numeric ones mapped to [0, 1] in log space where the distribution
+    is log, categoricals one-hot, each with a missing-value indicator so that conditional
+    parameters work) and the user's extra features.
 
     Args:
-        step: The decision step. Only values reported at or before it are used.
+        step: The decision step. Only values reported at or before it are used, but for a
+            trial with no report by then (a training trial whose steps start later), which is
+            taken to be at its first value throughout.
         max_curve_points: The most curve values used as features, evenly spaced in the steps
             of the training trials; it bounds the cost for long curves.
     """

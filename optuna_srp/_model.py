@@ -57,22 +57,24 @@ class SRMEnsemble(RegressorMixin, BaseEstimator):
         Number of bootstrap ν-SVRs.
     nu, C, gamma : float or None, default=None
         ν-SVR hyper-parameters. ``gamma`` is relative to the standardised features: the kernel
-        uses ``gamma / n_features``. A parameter left ``None`` is chosen by a small 3-fold
-        cross-validated grid search (``nu`` defaults to 0.5 when the search is skipped).
+        uses ``gamma / n_features``. ``C`` and ``gamma`` left ``None`` are chosen by a small
+        3-fold cross-validated grid search; ``nu`` left ``None`` is 0.5 (it is not searched).
     calibration : {"local", "upper", "global", "spread"}, default="local"
         How the out-of-bag residuals enter the standard deviation: from the nearest
         out-of-bag predictions, from all of them, or not at all (the paper's recipe).
         ``"upper"`` uses the nearest ones as ``"local"`` does, but the mean is corrected by
         their median and the standard deviation is that of the upper side: the root mean
-        square of the residuals above that median, times sqrt(2) (for a symmetric
-        distribution, the standard deviation). It is the scale of the upper tail, for the
+        square of the residuals' excess over that median, zero for those below it, over the
+        whole window, times sqrt(2): about the root mean square of those above it, and for a
+        symmetric distribution the standard deviation. It is the scale of the upper tail, for the
         probability of ending above a value: a sample that ended far below its prediction (a
         run that diverged or overfitted) widens ``"local"``'s standard deviation on both
         sides, but says nothing about how far above its own prediction another sample may end.
     n_neighbors : int or float, default=0.25
         For ``calibration="local"`` and ``"upper"``: how many out-of-bag residuals to use,
-        as a count or as a fraction of the training set (at least 10: fewer give a variance
-        too noisy to prune on).
+        as a count or as a fraction of the out-of-bag predictions (each sample is out of bag
+        for some member with a probability near 0.9 at 5 members), at least 10 of them or all
+        where there are fewer: fewer give a variance too noisy to prune on.
     robust_floor : bool, default=True
         Floor the local residual variance by the squared robust scale (1.4826 x MAD) of all
         out-of-bag residuals, so that a window where the model happened to do well cannot

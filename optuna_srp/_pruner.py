@@ -154,8 +154,13 @@ class _Fit:
     checkpoints: np.ndarray
     steps: np.ndarray  # the distinct steps the complete trials reported, sorted
     end_step: int | None  # the lower median of the complete trials' last steps
-    # The reports of the study's own complete trials in ``records``: a lower bound on what the
-    # study has spent, so that most decisions need no read of every trial (_model_bar).
+    # Every readable complete trial of the study's own, before the subsample the models learn
+    # from (``max_train_trials`` keeps the best quarter and a random rest): the median and
+    # laggard rules are about all complete trials, and the subsample's median sits near their
+    # 63rd percentile.
+    own: list[CurveRecord]
+    # The reports of the study's own complete trials: a lower bound on what the study has
+    # spent, so that most decisions need no read of every trial (_model_bar).
     own_reports: int
     step_models: dict[int, _StepModel] = field(default_factory=dict)
     values_at_step: dict[int, np.ndarray] = field(default_factory=dict)
@@ -225,9 +230,10 @@ class SRPPruner(BasePruner):
     * A laggard, worse than all but the worst tenth of the complete trials at its step, is
       pruned when the probability is below 0.2.
     * Over the first tenth of the curve, where the first values say least, both bars are
-      multiplied by the share of the curve seen over a tenth (at the ``k``-th of ``n`` reports,
-      ``10 k / n``; its square for the laggard's): a fifth at the first of 50 reports, a tenth
-      at the first of 100, and the full bars from the first report of 10 or fewer.
+      multiplied by the share of the curve at the model's checkpoint over a tenth (at the
+      ``k``-th of ``n`` reports, ``10 k / n``; its square for the laggard's): a fifth at the
+      first of 50 reports, a tenth at the first of 100, and the full bars from the first
+      report of 10 or fewer.
     * Never pruned: a trial whose best value so far is in the top tenth of all trials at its
       step (the models need good complete trials); one that has reported a value better than
       the best complete trial's final value, or level with a best complete trial at the same
@@ -301,22 +307,21 @@ class SRPPruner(BasePruner):
 
     Args:
         n_startup_trials:
-            The models decide once this many trials have completed (they need them to learn
-            from; at least 2). Before, the start-up rule decides: at a quarter of the curve
-            (by position in the longest complete curve's reports) a trial goes on if its value
-            is in the top quarter of the values all trials had there, as in
+            The models decide once this many trials have completed (they need them to learn from;
+            at least 2). Before, the start-up rule decides: at a quarter of the curve (by position
+            in the longest complete curve's reports) a trial goes on if its value is in the top
+            quarter of the values all trials had there, as in
             :class:`~optuna.pruners.SuccessiveHalvingPruner`; until the first 12 trials that
-            reached the quarter have shown where ranks settle, every other trial (the
-            odd-numbered ones) meets rungs from its first report instead, as Hyperband hedges
-            between brackets. Once those 12 ranked at the quarter as they had at a 256th, a
-            64th or a 16th of the curve (rank correlation at least 0.9, the best complete trial
-            in the top quarter there too), the rungs begin there for every trial and go every
-            4x up to the quarter; otherwise every trial meets the quarter's. A full group
-            holding a quarter of the steps skips the rungs before the quarter (where they
-            begin earlier it meets the quarter's) and is trained to the end, to feed
-            the models complete curves, slow starters included (the paper's fast-Hyperband
-            trains part of each bracket fully). Such a stop is stored as ``srp:decision`` =
-            ``pruned:rung``.
+            reached the quarter have shown where ranks settle, every other trial (the odd-numbered
+            ones) meets rungs from a 256th of the curve (its first report, under 512 reports)
+            instead, as Hyperband hedges between brackets. Once those 12 ranked at the quarter as
+            they had at a 256th, a 64th or a 16th of the curve (rank correlation at least 0.9, the
+            best complete trial in the top quarter there too), the rungs begin there for every
+            trial and go every 4x up to the quarter; otherwise every trial meets the quarter's. A
+            full group holding a quarter of the steps skips the rungs before the quarter (where
+            they begin earlier it meets the quarter's) and is trained to the end, to feed the
+            models complete curves, slow starters included (the paper's fast-Hyperband trains part
+            of each bracket fully). Such a stop is stored as ``srp:decision`` = ``pruned:rung``.
         n_warmup_steps:
             Pruning is disabled before this step, as in :class:`~optuna.pruners.MedianPruner`.
         interval_steps:
@@ -939,6 +944,7 @@ class SRPPruner(BasePruner):
         # ended, robust to a few runs much shorter or longer than the rest.
         end_step = sorted(last_steps)[(len(last_steps) - 1) // 2] if last_steps else None
         finals = np.array([r.final for r in records], dtype=np.float64)
+        readable = records
         records, finals = self._subsample(records, finals)
         n_own = len(records)
         # The study's own steps: source curves may be longer or numbered otherwise.
@@ -971,7 +977,8 @@ class SRPPruner(BasePruner):
             checkpoints=_geometric_subset(steps),
             steps=steps,
             end_step=end_step,
-            own_reports=sum(r.steps.size for r in records[:n_own]),
+            own=readable,
+            own_reports=sum(r.steps.size for r in readable),
         )
         state.fit = fit
         state.checked_complete = checked
@@ -1170,8 +1177,9 @@ class SRPPruner(BasePruner):
         return step_model
 
     def _early_scale(self, fit: _Fit, checkpoint: int) -> float:
-        """The factor on the thresholds: the share of the curve seen over a tenth, capped at 1
-        (``10 k / n`` at the ``k``-th of the complete trials' ``n`` distinct steps).
+        """The factor on the thresholds: the share of the curve at ``checkpoint`` (the model's,
+        at or before the trial's step) over a tenth, capped at 1 (``10 k / n`` where it is the
+        ``k``-th of the complete trials' ``n`` distinct steps).
 
         The first values say least about the final one and a model trained on few curves
         does not know how little: at the first of 100 reports it must be ten times as sure.
@@ -1555,11 +1563,11 @@ def _reference(storage: object) -> Callable[[], object | None]:
 
 def _complete_values_at(fit: _Fit, step: int) -> np.ndarray:
     """The study's own complete trials' values at ``step`` (their last report at or before
-    it), non-finite or missing ones as ``-inf``, in the order of ``fit.records`` (source trials
-    may be in other units). Call under the lock."""
+    it), non-finite or missing ones as ``-inf``, every readable one, not only the models'
+    subsample (source trials may be in other units). Call under the lock."""
     values = fit.values_at_step.get(step)
     if values is None:
-        values = np.array([_value_at(r, step) for r in fit.records[: fit.n_own]], dtype=np.float64)
+        values = np.array([_value_at(r, step) for r in fit.own], dtype=np.float64)
         values[~np.isfinite(values)] = -np.inf
         fit.values_at_step[step] = values
     return values

@@ -8,7 +8,8 @@ only the trials that lead at the rungs complete, and those are the fast starters
 
 Until the first trials have shown where ranks settle, the start-up hedges as Hyperband does
 between its brackets: every other trial outside the full group (the odd-numbered ones) meets
-rungs from the first report, as in Optuna's successive halving, and the others meet the one
+rungs from a 256th of the curve (the first report, on curves of under 512 reports), as in
+Optuna's successive halving, and the others meet the one
 at a quarter (:func:`startup_first_rung`). Where no curves cross, the early bracket finds the
 good runs at a few reports each; where they do, the quarter's bracket and the full group still
 train the slow starters. Where rungs begin before the quarter, the full group skips them but

@@ -576,12 +576,17 @@ def test_multi_objective_is_a_clear_error() -> None:
         trial.should_prune()
 
 
+@pytest.mark.parametrize("max_train_trials", [150, 10])
 @pytest.mark.parametrize("offset,decision", [(0.0, "kept:median"), (-0.01, "pruned:model")])
-def test_median_guard_keeps_what_the_median_rule_keeps(offset: float, decision: str) -> None:
+def test_median_guard_keeps_what_the_median_rule_keeps(
+    offset: float, decision: str, max_train_trials: int
+) -> None:
     # A trial the models would prune is still kept while it is at least as good as the median
     # of the complete trials at its step; just below it, it is pruned. (The threshold is
-    # raised so that the models' verdict does not depend on how sure they are.)
-    pruner = SRPPruner(n_startup_trials=10, threshold=0.5)
+    # raised so that the models' verdict does not depend on how sure they are.) With more
+    # complete trials than the models learn from, the median is still all of theirs, not that
+    # of the models' subsample, whose best quarter puts it higher.
+    pruner = SRPPruner(n_startup_trials=10, threshold=0.5, max_train_trials=max_train_trials)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     add_complete_trials(study, 30)
     median_at_3 = float(np.median([t.intermediate_values[3] for t in study.trials]))
