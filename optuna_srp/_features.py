@@ -156,9 +156,10 @@ class CurveFeaturizer:
     parameters work) and the user's extra features.
 
     Args:
-        step: The decision step. Only values reported at or before it are used, but for a
-            trial with no report by then (a training trial whose steps start later), which is
-            taken to be at its first value throughout.
+        step: The decision step. Only values reported at or before it are used; before its
+            first report a trial is taken to be at its first value, so a trial with no report
+            by ``step`` would be described by a later value
+            (:class:`~optuna_srp.SRPPruner` leaves such trials out of the step's training set).
         max_curve_points: The most curve values used as features, evenly spaced in the steps
             of the training trials; it bounds the cost for long curves.
     """

@@ -1155,19 +1155,26 @@ class SRPPruner(BasePruner):
                 (self._seed_for_numbers(fit.complete_numbers) + rank) % 2**32
             ),
         )
+        # A trial that had not reported by the checkpoint (sparse or late-starting steps) would
+        # enter its features with a value from after it, which no running trial there has.
+        reported = np.array([r.steps.size > 0 and r.steps[0] <= checkpoint for r in fit.records])
+        records = [r for r, ok in zip(fit.records, reported) if ok]
         try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                X = featurizer.fit_transform(fit.records)
-                assert model is not None
-                model.fit(X, fit.target)
+            if len(records) < 2:
+                model = None  # nothing to learn from at this step: no decision by the models
+            else:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    X = featurizer.fit_transform(records)
+                    assert model is not None
+                    model.fit(X, fit.target[reported])
         except Exception as e:  # a pruner must never break the study
             model = None
             self._warn_once(
                 state,
                 "fit",
                 f"SRPPruner could not fit the model for step {checkpoint} on "
-                f"{len(fit.records)} complete trials ({type(e).__name__}: {e}); trials "
+                f"{len(records)} complete trials ({type(e).__name__}: {e}); trials "
                 "are not pruned by it.",
             )
         if model is not None and at_cap and not kernel:

@@ -17,6 +17,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 import pytest
 
+from optuna_srp import SRMEnsemble
 from optuna_srp import SRPPruner
 from optuna_srp.benchmark import _soak
 from tests import _synthetic as synthetic
@@ -161,6 +162,31 @@ def test_the_end_step_is_where_half_the_complete_trials_had_ended(
     decisions = _decisions(study, {s: 10.0 for s in range(70)})
     assert decisions[end - 1] and not decisions[end]
     assert not any(pruned for step, pruned in decisions.items() if step >= end)
+
+
+def test_a_trial_that_had_not_reported_by_a_checkpoint_does_not_train_its_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ten complete trials report every step; five report only from step 5 (a sparser schedule
+    # that starts later). At a checkpoint before step 5 the late five would enter the features
+    # with their step-5 value, which no running trial there has: they train only the models
+    # from step 5 on.
+    rows: list[tuple[int, int]] = []
+    fit = SRMEnsemble.fit
+
+    def spy(self: SRMEnsemble, X: Any, y: Any) -> SRMEnsemble:
+        rows.append((len(X), len(y)))
+        return fit(self, X, y)
+
+    monkeypatch.setattr(SRMEnsemble, "fit", spy)
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
+    for i in range(10):
+        _add(study, {s: 0.1 * i + 0.01 * s for s in range(10)}, x=i / 10)
+    for i in range(5):
+        _add(study, {s: 0.05 + 0.1 * i + 0.01 * s for s in range(5, 10)}, x=0.05 + i / 10)
+    _decisions(study, {s: 0.3 + 0.01 * s for s in range(10)})
+    assert rows and all(n == m for n, m in rows)
+    assert {n for n, _ in rows} == {10, 15}
 
 
 # ---------------------------------------------------------------------------------------------
