@@ -354,7 +354,8 @@ class SRPPruner(BasePruner):
             The most complete trials a model is trained on (at least 10). Beyond it, the best
             quarter is always kept and the rest subsampled, and the kernel's parameters
             chosen by cross-validation are kept until the study's complete trials have
-            doubled; it bounds the cost of a refit.
+            doubled; it bounds the cost of a refit. The median guard and the laggard rule
+            read every complete trial, not only these.
         source_trials:
             Complete trials of earlier studies of the same objective and direction (e.g.
             ``optuna.load_study(...).get_trials(states=(TrialState.COMPLETE,))``), as in
