@@ -16,7 +16,6 @@ from scipy.special import ndtr
 from optuna_srp._pruner import _check_float
 from optuna_srp._pruner import _check_int
 from optuna_srp._pruner import _check_single_objective
-from optuna_srp._pruner import _UpdateFinishedTrialError
 from optuna_srp._pruner import SRPPruner
 from optuna_srp._rungs import in_full_group
 
@@ -135,10 +134,7 @@ class FastHyperbandPruner(BasePruner):
         if trial.last_step is None:
             return False
         # First, so that every trial checked has its group.
-        try:
-            full = in_full_group(study, trial, self._full_fraction)
-        except _UpdateFinishedTrialError:
-            return False  # another worker (e.g. a heartbeat check) has finished the trial
+        full = in_full_group(study, trial, self._full_fraction)
         if self._srp.prune(study, trial):
             return True
         if full:

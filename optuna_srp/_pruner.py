@@ -24,7 +24,6 @@ import weakref
 import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
-import optuna.exceptions
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
@@ -38,6 +37,7 @@ from optuna_srp._features import ExtraFeatures
 from optuna_srp._features import make_record
 from optuna_srp._features import robust_center_scale
 from optuna_srp._model import SRMEnsemble
+from optuna_srp._rungs import _UpdateFinishedTrialError
 from optuna_srp._rungs import early_rung_fraction
 from optuna_srp._rungs import FULL_FRACTION
 from optuna_srp._rungs import in_full_group
@@ -80,11 +80,6 @@ _SOURCE_CHECK_Z = 2.0
 # 4.25; from another search space (another setup) it cost the study (docs/benchmarks.md, warm
 # start).
 _SOURCE_MARGIN = 0.05
-# Optuna 4.3 added UpdateFinishedTrialError; before it, writing to a finished trial raised the
-# RuntimeError it subclasses.
-_UpdateFinishedTrialError: type[Exception] = getattr(
-    optuna.exceptions, "UpdateFinishedTrialError", RuntimeError
-)
 # Decision steps get their own model; in between, the nearest lower one is used. Geometric
 # spacing gives early steps (where most trials are stopped) fine resolution at a bounded cost.
 _CHECKPOINT_RATIO = 1.25
@@ -138,7 +133,6 @@ class _Fit:
     complete_numbers: frozenset[int]
     complete_keys: frozenset[_TrialKey]
     n_complete_seen: int
-    n_readable: int  # complete trials that could be turned into records (before subsampling)
     # The study's own complete trials first, then the source trials (``n_own`` of them are own):
     # the models learn from all, the median and laggard rules read only the study's own.
     records: list[CurveRecord]
@@ -168,6 +162,11 @@ class _Fit:
     # Where the study's own evidence puts the rungs (see early_rung_fraction), computed at the
     # first check after each refit: all trials' curves are read, so not at every check.
     early_rungs: tuple[float | None] | None = None
+
+    @property
+    def n_readable(self) -> int:
+        """The complete trials that could be turned into records (before subsampling)."""
+        return len(self.own)
 
     @property
     def value_to_beat(self) -> float:
@@ -485,11 +484,8 @@ class SRPPruner(BasePruner):
                     f"pruned at step {step}: it reported {trial.intermediate_values[step]!r} "
                     "(diverged), where finite values had been reported by this step",
                 )
-        try:
-            if self._feeds_source_check(study, state, trial, complete):
-                return False
-        except _UpdateFinishedTrialError:
-            return False  # another worker (e.g. a heartbeat check) has finished the trial
+        if self._feeds_source_check(study, state, trial, complete):
+            return False
         prediction = self._predict(study, state, trial, complete)
         if prediction is None:
             if self._model_ready(state, complete):
@@ -509,10 +505,7 @@ class SRPPruner(BasePruner):
             first_fraction = self._startup_rungs(study, state, complete)
             placed = "where the first trials ranked as at a quarter"
             if first_fraction is None:
-                try:
-                    first_fraction = startup_first_rung(study, trial)
-                except _UpdateFinishedTrialError:
-                    return False  # another worker (e.g. a heartbeat check) has finished it
+                first_fraction = startup_first_rung(study, trial)
                 placed = (
                     "the early bracket: every other trial, until the first trials show where "
                     "ranks settle"
@@ -939,7 +932,6 @@ class SRPPruner(BasePruner):
             cached = state.complete_records[key]
             if cached is not None:
                 records.append(cached)
-        n_readable = len(records)
         last_steps = [int(r.steps[-1]) for r in records if r.steps.size]
         # The lower median: the first step by which at least half the complete trials had
         # ended, robust to a few runs much shorter or longer than the rest.
@@ -966,7 +958,6 @@ class SRPPruner(BasePruner):
             complete_numbers=frozenset(t.number for t in complete),
             complete_keys=keys,
             n_complete_seen=len(keys),
-            n_readable=n_readable,
             records=records,
             n_own=n_own,
             target=target,

@@ -27,10 +27,12 @@ whether the best runs led early), and the rungs screen beside the models or not 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+import optuna.exceptions
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import scipy.stats
@@ -42,6 +44,11 @@ if TYPE_CHECKING:
     from optuna.study import Study
 
 
+# Optuna 4.3 added UpdateFinishedTrialError; before it, writing to a finished trial raised the
+# RuntimeError it subclasses.
+_UpdateFinishedTrialError: type[Exception] = getattr(
+    optuna.exceptions, "UpdateFinishedTrialError", RuntimeError
+)
 # Whether a trial is in the full group (no rung before the quarter, trained to the end unless
 # the models call it hopeless or it trails at the quarter's rung where rungs begin earlier),
 # decided at its first check and kept in its system attributes so that every worker
@@ -120,7 +127,10 @@ def in_full_group(study: Study, trial: FrozenTrial, full_fraction: float) -> boo
             if other.system_attrs.get(FULL_KEY):
                 spent_full += n
         full = full_fraction > 0.0 and spent_full <= full_fraction * spent
-        study._storage.set_trial_system_attr(trial._trial_id, FULL_KEY, full)
+        # Another worker (e.g. a heartbeat check) may have finished the trial: the decision is
+        # the one its data calls for all the same, as for the other writes of a check.
+        with contextlib.suppress(_UpdateFinishedTrialError):
+            study._storage.set_trial_system_attr(trial._trial_id, FULL_KEY, full)
     return bool(full)
 
 
