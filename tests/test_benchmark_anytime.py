@@ -306,3 +306,60 @@ def test_the_regret_table_says_what_its_marks_mean() -> None:
     assert "| a | 10 | **0.20*** | 0.30† |" in table
     assert "`*` a mean over the orderings that had a complete trial" in table
     assert "`†` in some orderings the corpus ran out of configurations" in table
+
+
+def test_early_stopping_cuts_each_curve_where_it_stopped_improving(tmp_path: Path) -> None:
+    meta: dict[str, Any] = {
+        "name": "es",
+        "direction": "minimize",
+        "n_steps": 8,
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0, "log": False}},
+    }
+    curves = [
+        [5, 4, 4, 4, 3, 3, 3, 3],  # a tie is no new best: stops at its third report without one
+        [5, 4, 3, 2, 1, 0.5, 0.4, 0.3],  # always improving: the whole curve
+        [5, 4, None, 3, 2, 1, 0, -1],  # diverged: stops at its first non-finite value
+    ]
+    configs = [{"id": i, "params": {"x": 0.1 * i}, "curve": c} for i, c in enumerate(curves)]
+    corpus = load_corpus(write_corpus(tmp_path / "es.jsonl.gz", meta, configs))
+    stopped = corpus.with_early_stopping(2)
+    assert stopped.name == "es+early-stop2" and corpus.name == "es"
+    assert [c.curve.size for c in stopped.configs] == [4, 8, 3]
+    assert stopped.configs[0].final == 4.0 and math.isnan(stopped.configs[2].final)
+    assert [c.curve.size for c in corpus.with_early_stopping(3).configs] == [8, 8, 3]
+    assert [c.curve.size for c in corpus.configs] == [8, 8, 8]  # the corpus is unchanged
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=f"patience must be an int >= 1, got {bad!r}"):
+            corpus.with_early_stopping(bad)  # type: ignore[arg-type]
+
+
+def test_anytime_with_early_stopping_replays_the_stopped_curves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Curves that peak at step 2 and decline: with patience 1 each run stops at step 3, its
+    # final value the one after the peak, and the corpus's best is measured on those.
+    meta: dict[str, Any] = {
+        "name": "peaks",
+        "direction": "maximize",
+        "n_steps": 6,
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0, "log": False}},
+    }
+    configs = [
+        {"id": i, "params": {"x": i / 10}, "curve": [0.1 * i, 0.2 * i, 0.1 * i, 0, 0, 0]}
+        for i in range(1, 10)
+    ]
+    path = write_corpus(tmp_path / "peaks.jsonl.gz", meta, configs)
+    out = tmp_path / "out"
+    argv = ["anytime", str(path), "--orderings", "2", "--budgets", "2", "--pruners", "nop"]
+    argv += ["--early-stopping", "1", "--out", str(out), "--no-progress", "--no-plots"]
+    assert main(argv + ["--jobs", "2"]) == 0
+    rows = read_jsonl(out / "results.jsonl")
+    assert {r["corpus"] for r in rows} == {"peaks+early-stop1"}
+    assert all(r["early_stopping"] == 1 for r in rows)
+    assert all(t[1] == 3 and t[3] == pytest.approx(0.1 * t[0]) for r in rows for t in r["trials"])
+    assert rows[0]["true_best"] == pytest.approx(0.9)
+    # Budgets are still in full trainings of the longest recorded curve (6 steps): 2 of them
+    # are 12 steps, four stopped runs.
+    assert all(len(r["trials"]) == 4 for r in rows)
+    assert main(argv[:-6] + ["--early-stopping", "0", "--no-progress"]) == 2
+    assert "--early-stopping must be >= 1, got 0" in capsys.readouterr().err

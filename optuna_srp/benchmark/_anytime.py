@@ -125,6 +125,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="source trials for SRP pruners: 'half' (the other half, with --split half) or a "
         "corpus file whose configurations serve as an earlier study's; default none",
     )
+    parser.add_argument(
+        "--early-stopping",
+        type=int,
+        default=None,
+        metavar="PATIENCE",
+        help="the objective's own early stopping: each curve (the source's too) ends after "
+        "PATIENCE reports without a new best, as in Lightning's EarlyStopping; default none",
+    )
     add_output_arguments(parser)
 
 
@@ -139,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
     bad = [b for b in args.budgets if not (math.isfinite(b) and b > 0)]
     if bad:
         print(f"error: --budgets must be positive, got {bad[0]}", file=sys.stderr)
+        return 2
+    if args.early_stopping is not None and args.early_stopping < 1:
+        print(f"error: --early-stopping must be >= 1, got {args.early_stopping}", file=sys.stderr)
         return 2
     source: Corpus | str | None = args.source
     if args.source == "half" and args.split != "half":
@@ -165,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         results_file=results_file,
         split=args.split,
         source=source,
+        early_stopping=args.early_stopping,
     )
     wall = time.perf_counter() - start
     text = _report.anytime_report(rows)
@@ -191,6 +203,7 @@ def run_anytime(
     results_file: Path | None = None,
     split: str = "none",
     source: Corpus | str | None = None,
+    early_stopping: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run an anytime study for every (corpus, pruner, ordering).
 
@@ -206,13 +219,15 @@ def run_anytime(
         results_file: If given, append each study's result to it as a JSON line as it ends.
         split: ``"none"`` or ``"half"`` (see the module docstring).
         source: ``None``, ``"half"`` or a corpus whose configurations are source trials.
+        early_stopping: ``None``, or the patience of the objective's own early stopping
+            (:meth:`~optuna_srp.benchmark.Corpus.with_early_stopping`).
 
     Returns:
         One result per study (see :func:`anytime_study`), sorted by corpus, pruner, ordering.
     """
     specs = [_with_source_label(s) if source is not None else s for s in specs]
     tasks = [
-        (ci, si, (specs[si], k, sampler, tuple(budgets), split, source))
+        (ci, si, (specs[si], k, sampler, tuple(budgets), split, source, early_stopping))
         for ci in range(len(corpora))
         for si in range(len(specs))
         for k in range(first_ordering, first_ordering + orderings)
@@ -242,6 +257,7 @@ def anytime_study(
     budgets: Sequence[float] = DEFAULT_BUDGETS,
     split: str = "none",
     source: Corpus | str | None = None,
+    early_stopping: int | None = None,
 ) -> dict[str, Any]:
     """Replay one study until ``max(budgets)`` full trainings are spent, and measure it.
 
@@ -254,6 +270,10 @@ def anytime_study(
         split: ``"none"``, or ``"half"`` to replay a random half (see the module docstring).
         source: ``None``, ``"half"`` (the other half, with ``split="half"``) or a corpus: the
             source trials of the pruners that take them.
+        early_stopping: ``None``, or the patience of the objective's own early stopping,
+            applied to the corpus (before the split) and to a source corpus
+            (:meth:`~optuna_srp.benchmark.Corpus.with_early_stopping`); the result's corpus is
+            the one renamed there.
 
     Returns:
         A JSON-serialisable dict: the settings; ``n_steps`` (T), ``true_best``, ``median_final``
@@ -274,6 +294,13 @@ def anytime_study(
     if source == "half" and split != "half":
         raise ValueError("source='half' needs split='half'")
     source_corpus: Corpus | None = source if isinstance(source, Corpus) else None
+    # A full training is the longest recorded curve, with or without early stopping: what the
+    # user's objective trains at most.
+    n_steps = max(c.curve.size for c in corpus.configs)
+    if early_stopping is not None:
+        corpus = corpus.with_early_stopping(early_stopping)
+        if source_corpus is not None:
+            source_corpus = source_corpus.with_early_stopping(early_stopping)
     if split == "half":
         earlier, corpus = split_halves(corpus, ordering)
         if source == "half":
@@ -285,7 +312,6 @@ def anytime_study(
                 kwargs={**pruner.kwargs, "source_trials": source_trials(source_corpus)},
             )
     label, instance = resolve_pruner(pruner)
-    n_steps = max(c.curve.size for c in corpus.configs)
     limit = max(budgets) * n_steps
     steps = corpus.step_values
     chooser: NearestUnusedSampler | None = None
@@ -339,6 +365,7 @@ def anytime_study(
         "sampler": sampler,
         "ordering": ordering,
         "split": split,
+        "early_stopping": early_stopping,
         "source": source_corpus.name if label.endswith("+source") and source_corpus else None,
         "direction": corpus.direction,
         "n_configs": len(corpus.configs),

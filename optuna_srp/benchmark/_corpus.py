@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 import gzip
 import json
 import math
@@ -111,6 +112,26 @@ class Corpus:
         """Final values of all configurations, in file order (NaN for diverged runs)."""
         return np.array([c.final for c in self.configs], dtype=np.float64)
 
+    def with_early_stopping(self, patience: int) -> Corpus:
+        """The corpus as an objective with its own early stopping would have trained it.
+
+        Each curve ends after ``patience`` reports in a row without a new best value (a tie is
+        not one, as in PyTorch Lightning's and Keras's ``EarlyStopping`` with ``min_delta=0``),
+        or at its first non-finite value (Lightning's ``check_finite``); its final value is the
+        last one reported, what an objective that returns its last validation value gives. The
+        study's complete trials then end at different steps, as in a user's study whose
+        objective stops its own runs. The name gets ``+early-stop<patience>``.
+
+        Raises:
+            ValueError: If ``patience`` is not an int of at least 1.
+        """
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be an int >= 1, got {patience!r}")
+        configs = [
+            replace(c, curve=_early_stopped(c.curve, self.sign, patience)) for c in self.configs
+        ]
+        return replace(self, name=f"{self.name}+early-stop{patience}", configs=configs)
+
     def subset(self, indices: Sequence[int]) -> Corpus:
         """A corpus holding the configurations at ``indices`` (in that order)."""
         return Corpus(
@@ -120,6 +141,23 @@ class Corpus:
             configs=[self.configs[i] for i in indices],
             path=self.path,
         )
+
+
+def _early_stopped(curve: np.ndarray, sign: float, patience: int) -> np.ndarray:
+    """``curve`` cut where early stopping with ``patience`` would have ended it (see
+    :meth:`Corpus.with_early_stopping`)."""
+    best = -math.inf
+    since = 0
+    for i, value in enumerate(curve):
+        if not math.isfinite(value):
+            return curve[: i + 1]
+        if value * sign > best:
+            best, since = value * sign, 0
+        else:
+            since += 1
+            if since >= patience:
+                return curve[: i + 1]
+    return curve
 
 
 def distribution_from_spec(name: str, spec: Any) -> BaseDistribution:

@@ -276,36 +276,35 @@ def run_studies(
     """
     # Expensive pruners first, so that the last tasks of a parallel run are short ones.
     tasks = sorted(tasks, key=lambda t: (specs[t[1]].name != "srp", t[0], t[1]))
-    rows: list[dict[str, Any]] = []
+    # Each row with its task's corpus and spec indices, for the order of the results: a study
+    # may report a corpus under another name (e.g. anytime's early stopping).
+    rows: list[tuple[int, int, dict[str, Any]]] = []
     bar = _progress_bar(len(tasks), progress)
 
-    def done(row: dict[str, Any]) -> None:
-        rows.append(row)
+    def done(ci: int, si: int, row: dict[str, Any]) -> None:
+        rows.append((ci, si, row))
         if results_file is not None:
             with open(results_file, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
         bar(describe(row))
 
     if jobs <= 1:
-        for ci, _, task_args in tasks:
-            done(study(corpora[ci], *task_args))
+        for ci, si, task_args in tasks:
+            done(ci, si, study(corpora[ci], *task_args))
     else:
         paths = [c.path for c in corpora]
         if any(p is None for p in paths):
             raise ValueError("parallel runs need corpora read from files")
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [
-                pool.submit(_corpus_task, str(paths[ci]), study, task_args)
-                for ci, _, task_args in tasks
-            ]
+            futures = {
+                pool.submit(_corpus_task, str(paths[ci]), study, task_args): (ci, si)
+                for ci, si, task_args in tasks
+            }
             for fut in as_completed(futures):
-                done(fut.result())
+                done(*futures[fut], fut.result())
     bar(None)
-    order = {
-        (c.name, s.label): (ci, si) for ci, c in enumerate(corpora) for si, s in enumerate(specs)
-    }
-    rows.sort(key=lambda r: (order[(r["corpus"], r["pruner"])], r["ordering"]))
-    return rows
+    rows.sort(key=lambda r: (r[0], r[1], r[2]["ordering"]))
+    return [row for _, _, row in rows]
 
 
 def ordering_indices(n_configs: int, ordering: int, n_trials: int | None = None) -> np.ndarray:
