@@ -42,6 +42,11 @@ Warm starts (``SRPPruner(source_trials=...)``, the re-tuning case):
   configuration of another corpus (a related task, another model class). Only pruners that
   take ``source_trials`` (``srp``) get them, labelled ``LABEL+source``; diverged source runs
   are left out.
+
+The objective's own early stopping (``--early-stopping PATIENCE``): each curve, the source's
+too, ends after ``PATIENCE`` reports without a new best (:meth:`Corpus.with_early_stopping`),
+so that complete trials end at different steps; the corpus is named ``NAME+early-stopP``, and
+budgets stay in full trainings of the longest recorded curve.
 """
 
 from __future__ import annotations
