@@ -213,3 +213,31 @@ def test_first_ordering_replays_the_held_out_seeds(tmp_path: Path) -> None:
     assert [r["ordering"] for r in last_two] == [2, 3]
     key = ["ordering", "epochs_spent", "trials"]
     assert [[r[k] for k in key] for r in last_two] == [[r[k] for k in key] for r in all_four[2:]]
+
+
+def test_replay_with_early_stopping_counts_the_stopped_curves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optuna_srp.benchmark.__main__ import main
+
+    # Curves that peak at step 2: with patience 1 every run stops at step 3 and completes with
+    # the value after its peak, so no pruning spends 3 epochs a trial, not 5.
+    peaks = {i: [0.1 * i, 0.2 * i, 0.1 * i, 0.0, 0.0] for i in range(1, 5)}
+    corpus = make_corpus(tmp_path, peaks, name="peaks")
+    r = replay_study(corpus, parse_pruner_spec("nop"), ordering=0, early_stopping=1)
+    assert r["corpus"] == "peaks+early-stop1" and r["early_stopping"] == 1
+    assert r["epochs_full"] == r["epochs_spent"] == 12 and r["speedup"] == 1.0
+    assert r["true_best"] == pytest.approx(0.4) and r["hit"]
+    assert all(t[1] == 3 and t[2] == "C" for t in r["trials"])
+    pruned = replay_study(corpus, PruneAfter(1, keep=(4.0,)), ordering=0, early_stopping=1)
+    assert pruned["epochs_spent"] == 3 + 3 and pruned["speedup"] == 2.0 and pruned["hit"]
+
+    out = tmp_path / "out"
+    argv = ["replay", str(tmp_path / "peaks.jsonl.gz"), "--pruners", "nop", "--orderings", "2"]
+    argv += ["--early-stopping", "1", "--jobs", "2", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    assert "peaks+early-stop1" in (out / "summary.md").read_text()
+    # Figures are named after the stopped corpus.
+    assert (out / "curves_peaks_early-stop1.png").exists()
+    assert main(argv[:4] + ["--early-stopping", "0", "--no-progress"]) == 2
+    assert "--early-stopping must be >= 1, got 0" in capsys.readouterr().err

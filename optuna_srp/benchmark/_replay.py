@@ -85,6 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="replay the first N configs of each ordering (default: all)",
     )
+    parser.add_argument(
+        "--early-stopping",
+        type=int,
+        default=None,
+        metavar="PATIENCE",
+        help="the objective's own early stopping: each curve ends after PATIENCE reports "
+        "without a new best, as in Lightning's EarlyStopping; default none",
+    )
     add_output_arguments(parser)
 
 
@@ -174,6 +182,9 @@ def run(args: argparse.Namespace) -> int:
     if args.n_trials is not None and args.n_trials < 1:
         print(f"error: --n-trials must be >= 1, got {args.n_trials}", file=sys.stderr)
         return 2
+    if args.early_stopping is not None and args.early_stopping < 1:
+        print(f"error: --early-stopping must be >= 1, got {args.early_stopping}", file=sys.stderr)
+        return 2
     out: Path | None = args.out
     results_file = results_path(out)
     rows = run_replay(
@@ -185,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         progress=not args.no_progress,
         results_file=results_file,
+        early_stopping=args.early_stopping,
     )
     summary = _report.aggregate_replay(rows)
     table = _report.replay_table(summary)
@@ -198,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
         )
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         if not args.no_plots:
+            if args.early_stopping is not None:
+                corpora = [c.with_early_stopping(args.early_stopping) for c in corpora]
             for written in _report.replay_plots(rows, out, corpora):
                 print(f"wrote {written}", file=sys.stderr)
         print(f"wrote {out / 'results.jsonl'} and {out / 'summary.md'}", file=sys.stderr)
@@ -213,6 +227,7 @@ def run_replay(
     first_ordering: int = 0,
     progress: bool = False,
     results_file: Path | None = None,
+    early_stopping: int | None = None,
 ) -> list[dict[str, Any]]:
     """Replay every (corpus, pruner, ordering).
 
@@ -226,6 +241,8 @@ def run_replay(
         results_file: If given, append each study's result to it as a JSON line as it ends.
         first_ordering: The seed of the first ordering; they are seeded
             ``first_ordering..first_ordering + orderings - 1``.
+        early_stopping: ``None``, or the patience of the objective's own early stopping
+            (:meth:`~optuna_srp.benchmark.Corpus.with_early_stopping`).
 
     Returns:
         One result per study (see :func:`replay_study`), sorted by corpus, pruner, ordering.
@@ -239,7 +256,7 @@ def run_replay(
     return run_studies(
         corpora,
         specs,
-        [(ci, si, (specs[si], k, n_trials)) for ci, si, k in tasks],
+        [(ci, si, (specs[si], k, n_trials, early_stopping)) for ci, si, k in tasks],
         replay_study,
         jobs=jobs,
         progress=progress,
@@ -318,6 +335,7 @@ def replay_study(
     pruner: PrunerSpec | BasePruner | Callable[[], BasePruner],
     ordering: int = 0,
     n_trials: int | None = None,
+    early_stopping: int | None = None,
 ) -> dict[str, Any]:
     """Replay one study and measure it.
 
@@ -326,11 +344,16 @@ def replay_study(
         pruner: A pruner spec, a pruner instance (used as is) or a factory.
         ordering: The ordering's seed.
         n_trials: Replay only the first ``n_trials`` configurations of the ordering.
+        early_stopping: ``None``, or the patience of the objective's own early stopping: the
+            corpus is replayed as :meth:`~optuna_srp.benchmark.Corpus.with_early_stopping`
+            returns it, and the epochs no pruning spends are those of the stopped curves.
 
     Returns:
         A JSON-serialisable dict: the study's metrics (see the module docstring), its settings
         and ``trials``, a list of ``[config id, steps trained, "C"|"P"|"F"]`` in trial order.
     """
+    if early_stopping is not None:
+        corpus = corpus.with_early_stopping(early_stopping)
     label, instance = resolve_pruner(pruner)
     indices = ordering_indices(len(corpus.configs), ordering, n_trials)
     configs = [corpus.configs[i] for i in indices]
@@ -371,6 +394,7 @@ def replay_study(
         "pruner": label,
         "ordering": ordering,
         "n_trials": len(configs),
+        "early_stopping": early_stopping,
         "direction": corpus.direction,
         **metrics,
         "prune_calls": len(durations),
