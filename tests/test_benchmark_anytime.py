@@ -308,20 +308,27 @@ def test_the_regret_table_says_what_its_marks_mean() -> None:
     assert "`†` in some orderings the corpus ran out of configurations" in table
 
 
-def test_early_stopping_cuts_each_curve_where_it_stopped_improving(tmp_path: Path) -> None:
+def write_curves(
+    tmp_path: Path, name: str, direction: str, curves: list[list[float | None]]
+) -> Path:
+    """A corpus of the given curves; parameter ``x`` = the configuration's index / 10."""
     meta: dict[str, Any] = {
-        "name": "es",
-        "direction": "minimize",
-        "n_steps": 8,
-        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0, "log": False}},
+        "name": name,
+        "direction": direction,
+        "n_steps": len(curves[0]),
+        "params": {"x": {"type": "float", "low": 0.0, "high": 10.0, "log": False}},
     }
-    curves = [
-        [5, 4, 4, 4, 3, 3, 3, 3],  # a tie is no new best: stops at its third report without one
+    configs = [{"id": i, "params": {"x": i / 10}, "curve": c} for i, c in enumerate(curves)]
+    return write_corpus(tmp_path / f"{name}.jsonl.gz", meta, configs)
+
+
+def test_early_stopping_cuts_each_curve_where_it_stopped_improving(tmp_path: Path) -> None:
+    curves: list[list[float | None]] = [
+        [5, 4, 4, 4, 3, 3, 3, 3],  # a tie is no new best: stops at its second report without one
         [5, 4, 3, 2, 1, 0.5, 0.4, 0.3],  # always improving: the whole curve
         [5, 4, None, 3, 2, 1, 0, -1],  # diverged: stops at its first non-finite value
     ]
-    configs = [{"id": i, "params": {"x": 0.1 * i}, "curve": c} for i, c in enumerate(curves)]
-    corpus = load_corpus(write_corpus(tmp_path / "es.jsonl.gz", meta, configs))
+    corpus = load_corpus(write_curves(tmp_path, "es", "minimize", curves))
     stopped = corpus.with_early_stopping(2)
     assert stopped.name == "es+early-stop2" and corpus.name == "es"
     assert [c.curve.size for c in stopped.configs] == [4, 8, 3]
@@ -338,17 +345,8 @@ def test_anytime_with_early_stopping_replays_the_stopped_curves(
 ) -> None:
     # Curves that peak at step 2 and decline: with patience 1 each run stops at step 3, its
     # final value the one after the peak, and the corpus's best is measured on those.
-    meta: dict[str, Any] = {
-        "name": "peaks",
-        "direction": "maximize",
-        "n_steps": 6,
-        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0, "log": False}},
-    }
-    configs = [
-        {"id": i, "params": {"x": i / 10}, "curve": [0.1 * i, 0.2 * i, 0.1 * i, 0, 0, 0]}
-        for i in range(1, 10)
-    ]
-    path = write_corpus(tmp_path / "peaks.jsonl.gz", meta, configs)
+    curves: list[list[float | None]] = [[0.1 * k, 0.2 * k, 0.1 * k, 0, 0, 0] for k in range(1, 10)]
+    path = write_curves(tmp_path, "peaks", "maximize", curves)
     out = tmp_path / "out"
     argv = ["anytime", str(path), "--orderings", "2", "--budgets", "2", "--pruners", "nop"]
     argv += ["--early-stopping", "1", "--out", str(out), "--no-progress", "--no-plots"]
@@ -356,7 +354,9 @@ def test_anytime_with_early_stopping_replays_the_stopped_curves(
     rows = read_jsonl(out / "results.jsonl")
     assert {r["corpus"] for r in rows} == {"peaks+early-stop1"}
     assert all(r["early_stopping"] == 1 for r in rows)
-    assert all(t[1] == 3 and t[3] == pytest.approx(0.1 * t[0]) for r in rows for t in r["trials"])
+    assert all(
+        t[1] == 3 and t[3] == pytest.approx(0.1 * (t[0] + 1)) for r in rows for t in r["trials"]
+    )
     assert rows[0]["true_best"] == pytest.approx(0.9)
     # Budgets are still in full trainings of the longest recorded curve (6 steps): 2 of them
     # are 12 steps, four stopped runs.

@@ -77,6 +77,7 @@ from optuna_srp.benchmark._corpus import Config
 from optuna_srp.benchmark._corpus import Corpus
 from optuna_srp.benchmark._corpus import load_corpus
 from optuna_srp.benchmark._pruners import PrunerSpec
+from optuna_srp.benchmark._replay import add_early_stopping_argument
 from optuna_srp.benchmark._replay import add_output_arguments
 from optuna_srp.benchmark._replay import add_study_arguments
 from optuna_srp.benchmark._replay import config_distributions
@@ -130,14 +131,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="source trials for SRP pruners: 'half' (the other half, with --split half) or a "
         "corpus file whose configurations serve as an earlier study's; default none",
     )
-    parser.add_argument(
-        "--early-stopping",
-        type=int,
-        default=None,
-        metavar="PATIENCE",
-        help="the objective's own early stopping: each curve (the source's too) ends after "
-        "PATIENCE reports without a new best, as in Lightning's EarlyStopping; default none",
-    )
+    add_early_stopping_argument(parser)
     add_output_arguments(parser)
 
 
@@ -152,9 +146,6 @@ def run(args: argparse.Namespace) -> int:
     bad = [b for b in args.budgets if not (math.isfinite(b) and b > 0)]
     if bad:
         print(f"error: --budgets must be positive, got {bad[0]}", file=sys.stderr)
-        return 2
-    if args.early_stopping is not None and args.early_stopping < 1:
-        print(f"error: --early-stopping must be >= 1, got {args.early_stopping}", file=sys.stderr)
         return 2
     source: Corpus | str | None = args.source
     if args.source == "half" and args.split != "half":

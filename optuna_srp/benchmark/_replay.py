@@ -85,14 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="replay the first N configs of each ordering (default: all)",
     )
-    parser.add_argument(
-        "--early-stopping",
-        type=int,
-        default=None,
-        metavar="PATIENCE",
-        help="the objective's own early stopping: each curve ends after PATIENCE reports "
-        "without a new best, as in Lightning's EarlyStopping; default none",
-    )
+    add_early_stopping_argument(parser)
     add_output_arguments(parser)
 
 
@@ -122,6 +115,18 @@ def add_study_arguments(parser: argparse.ArgumentParser, orderings: int) -> None
     )
 
 
+def add_early_stopping_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--early-stopping`` (validated by :func:`load_inputs`)."""
+    parser.add_argument(
+        "--early-stopping",
+        type=int,
+        default=None,
+        metavar="PATIENCE",
+        help="the objective's own early stopping: each curve (a source's too) ends after "
+        "PATIENCE reports without a new best, as in Lightning's EarlyStopping; default none",
+    )
+
+
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--jobs``, ``--out``, ``--no-plots`` and ``--no-progress``."""
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
@@ -141,8 +146,8 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_inputs(args: argparse.Namespace) -> tuple[list[PrunerSpec], list[Corpus]] | None:
     """The pruners and corpora of ``args``, all validated before anything runs; None (after
-    printing why) when one is invalid or ``--orderings``, ``--jobs`` or ``--first-ordering``
-    is out of range."""
+    printing why) when one is invalid or ``--orderings``, ``--jobs``, ``--first-ordering`` or
+    ``--early-stopping`` is out of range."""
     try:
         specs = [parse_pruner_spec(s) for s in args.pruners]
         corpora = [load_corpus(f) for f in find_corpus_files(args.corpora)]
@@ -157,6 +162,9 @@ def load_inputs(args: argparse.Namespace) -> tuple[list[PrunerSpec], list[Corpus
         return None
     if args.first_ordering < 0:
         print(f"error: --first-ordering must be >= 0, got {args.first_ordering}", file=sys.stderr)
+        return None
+    if args.early_stopping is not None and args.early_stopping < 1:
+        print(f"error: --early-stopping must be >= 1, got {args.early_stopping}", file=sys.stderr)
         return None
     return specs, corpora
 
@@ -181,9 +189,6 @@ def run(args: argparse.Namespace) -> int:
     specs, corpora = inputs
     if args.n_trials is not None and args.n_trials < 1:
         print(f"error: --n-trials must be >= 1, got {args.n_trials}", file=sys.stderr)
-        return 2
-    if args.early_stopping is not None and args.early_stopping < 1:
-        print(f"error: --early-stopping must be >= 1, got {args.early_stopping}", file=sys.stderr)
         return 2
     out: Path | None = args.out
     results_file = results_path(out)
