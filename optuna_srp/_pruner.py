@@ -1445,7 +1445,10 @@ def _n_source_used(n_source: int, n_own: int, n_startup_trials: int) -> int:
     stop most runs early, and 39 of 110 held-out re-tuning studies never had 10 complete trials;
     training the full group to the end until then (not only until the source check) made them
     reach it (4 of 110 never did) and cost more at 10 and 25 full trainings than it saved
-    (summed regret 4.51 against 3.94, docs/benchmarks.md, warm start).
+    (summed regret 4.51 against 3.94, docs/benchmarks.md, warm start). Letting the budget
+    spent fade the source too (each full training past ``n_startup_trials`` standing in for an
+    own complete trial) cost .11 and .07 at 25 full trainings on two sets of re-tuning
+    orderings; the cells where a source does worse than none come from its first decisions.
     A slower fade (a share falling as ``n_startup_trials / (n_startup_trials + n_own)``) kept a
     source that over-rates late learners in every fit: on TaskSet GRU128 re-tuning it pruned
     almost nothing, normalized regret .47 and .35 at 50 and 100 full trainings against .17
