@@ -25,6 +25,7 @@ import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.pruners import BasePruner
+from optuna.study import Study
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
@@ -51,8 +52,6 @@ from optuna_srp._rungs import startup_rung_fraction
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType
-
-    from optuna.study import Study
 
 
 ATTR_PREFIX = "srp:"
@@ -1072,7 +1071,8 @@ class SRPPruner(BasePruner):
             "trained only on them, predicting from the first quarter of each curve, was off "
             f"by a median {float(np.median(z)):.1f} standard deviations (limit "
             f"{_SOURCE_CHECK_Z:g}) on the study's {len(checked)} complete trials, so they do "
-            "not describe this study. Pruning now uses only the study's own trials, as "
+            "not describe this study (another objective, direction, curve length or data). "
+            "Pruning now uses only the study's own trials, as "
             f"without a source (study system attribute {self._source_dropped_key!r}).",
         )
         return True
@@ -1392,7 +1392,12 @@ def _usable_source_trials(
     if isinstance(source_trials, (str, bytes)) or not isinstance(source_trials, Sequence):
         raise TypeError(
             "source_trials must be a sequence of FrozenTrial or None, but got "
-            f"source_trials={reprlib.repr(source_trials)}."
+            f"source_trials={reprlib.repr(source_trials)} ({type(source_trials).__name__})"
+            + (
+                "; pass study.get_trials(states=(TrialState.COMPLETE,))."
+                if isinstance(source_trials, Study)
+                else "."
+            )
         )
     usable: list[FrozenTrial] = []
     skipped: list[str] = []
@@ -1400,7 +1405,7 @@ def _usable_source_trials(
         if not isinstance(t, FrozenTrial):
             raise TypeError(
                 "source_trials must hold FrozenTrial objects, but source_trials"
-                f"[{i}] is {reprlib.repr(t)}."
+                f"[{i}] is {reprlib.repr(t)} ({type(t).__name__})."
             )
         if t.state != TrialState.COMPLETE:
             skipped.append(f"source_trials[{i}] ({t.state.name})")

@@ -263,8 +263,13 @@ def test_source_curves_of_another_length() -> None:
 def test_bad_source_input_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="source_trials="):
         SRPPruner(source_trials="trials")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"source_trials\[1\]"):
+    with pytest.raises(TypeError, match=r"source_trials\[1\] is 3 \(int\)"):
         SRPPruner(source_trials=[_source(1)[0], 3])  # type: ignore[list-item]
+    # A study instead of its trials: the type is named, and what to pass instead.
+    with pytest.raises(TypeError, match=r"\(Study\); pass study\.get_trials\(states="):
+        SRPPruner(source_trials=optuna.create_study())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"\(generator\)\.$"):
+        SRPPruner(source_trials=(t for t in _source(1)))  # type: ignore[arg-type]
     # One trial instead of a list: said in a line, not with the trial's whole curve.
     with pytest.raises(TypeError, match=r"one FrozenTrial \(number 0\); pass \[trial\]") as e:
         SRPPruner(source_trials=_source(1)[0])  # type: ignore[arg-type]
