@@ -11,6 +11,7 @@ import pytest
 
 from optuna_srp.benchmark.__main__ import main
 from optuna_srp.benchmark._anytime import anytime_study
+from optuna_srp.benchmark._anytime import completed_by_srp
 from optuna_srp.benchmark._anytime import source_trials
 from optuna_srp.benchmark._anytime import split_halves
 from optuna_srp.benchmark._corpus import load_corpus
@@ -71,6 +72,27 @@ def test_only_srp_gets_the_source_and_is_labelled(tmp_path: Path) -> None:
     assert [t[0] for t in with_source["trials"]][:3] == [t[0] for t in plain["trials"]][:3]
 
 
+def test_pruned_half_is_what_an_srp_study_of_the_other_half_completed(tmp_path: Path) -> None:
+    # A user's old study was pruned: its complete trials, not the whole half, are the source.
+    rng = np.random.default_rng(0)
+    corpus = load_corpus(make_corpus(tmp_path, list(rng.uniform(0.1, 0.9, 60)), n_steps=8))
+    earlier, _ = split_halves(corpus, 2)
+    old = anytime_study(earlier, parse_pruner_spec("srp"), 2, budgets=(100.0,))
+    completed = {t[0] for t in old["trials"] if t[2] == "C"}
+    assert 0 < len(completed) < len(earlier.configs)  # the old study pruned some
+    source = completed_by_srp(earlier, 2, 100.0)
+    assert {c.id for c in source.configs} == completed
+    srp = parse_pruner_spec("srp:n_startup_trials=3")
+    # The old study runs for the largest budget, as this one does.
+    pruned = anytime_study(corpus, srp, 2, budgets=(100.0,), split="half", source="pruned-half")
+    whole = anytime_study(corpus, srp, 2, budgets=(3.0,), split="half", source="half")
+    assert pruned["n_source"] == len(completed)
+    assert whole["n_source"] == len(earlier.configs)
+    assert pruned["pruner"] == "srp:n_startup_trials=3+source"
+    plain = anytime_study(corpus, srp, 2, budgets=(3.0,), split="half")
+    assert plain["n_source"] is None
+
+
 def test_source_half_needs_split_half(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = make_corpus(tmp_path, [0.1, 0.5, 0.9])
     corpus = load_corpus(path)
@@ -78,6 +100,10 @@ def test_source_half_needs_split_half(tmp_path: Path, capsys: pytest.CaptureFixt
         anytime_study(corpus, parse_pruner_spec("srp"), 0, source="half")
     assert main(["anytime", str(path), "--source", "half", "--no-progress"]) == 2
     assert "--split half" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="pruned-half"):
+        anytime_study(corpus, parse_pruner_spec("srp"), 0, source="pruned-half")
+    assert main(["anytime", str(path), "--source", "pruned-half", "--no-progress"]) == 2
+    assert "--source pruned-half needs --split half" in capsys.readouterr().err
     assert main(["anytime", str(path), "--source", str(tmp_path / "missing.jsonl.gz")]) == 2
 
 

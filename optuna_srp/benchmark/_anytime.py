@@ -38,7 +38,10 @@ Warm starts (``SRPPruner(source_trials=...)``, the re-tuning case):
   seeded by ``[k, 2]``, apart from the ordering's own); the study replays only the second half,
   and its regret is measured against the second half's best and median.
 - ``--source half`` (with ``--split half``): the first half's complete curves are the source
-  trials, as an earlier study of the same task would leave them. ``--source PATH``: every
+  trials, as an earlier study of the same task would leave them unpruned. ``--source
+  pruned-half``: only the configurations that an earlier study of the first half, pruned by
+  ``SRPPruner()``, completed in the largest budget (:func:`completed_by_srp`): a user's old
+  study was pruned, and its complete trials are mostly its better runs. ``--source PATH``: every
   configuration of another corpus (a related task, another model class). Only pruners that
   take ``source_trials`` (``srp``) get them, labelled ``LABEL+source``; diverged source runs
   are left out.
@@ -76,6 +79,7 @@ from optuna.trial import TrialState
 from optuna_srp.benchmark._corpus import Config
 from optuna_srp.benchmark._corpus import Corpus
 from optuna_srp.benchmark._corpus import load_corpus
+from optuna_srp.benchmark._pruners import parse_pruner_spec
 from optuna_srp.benchmark._pruners import PrunerSpec
 from optuna_srp.benchmark._replay import add_early_stopping_argument
 from optuna_srp.benchmark._replay import add_output_arguments
@@ -95,6 +99,8 @@ DEFAULT_BUDGETS = (10.0, 25.0, 50.0, 100.0)
 SAMPLERS = ("random", "tpe")
 SOURCE_AWARE = ("srp",)
 """Pruner names whose constructor takes ``source_trials``."""
+SOURCE_HALVES = ("half", "pruned-half")
+"""The ``source`` values that take the other half of a ``split="half"`` corpus."""
 REFERENCE_BUDGET = 20.0
 """LC-PFN's reference: the regret no pruning has after this many full trainings."""
 
@@ -127,9 +133,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source",
         default=None,
-        metavar="half|PATH",
-        help="source trials for SRP pruners: 'half' (the other half, with --split half) or a "
-        "corpus file whose configurations serve as an earlier study's; default none",
+        metavar="half|pruned-half|PATH",
+        help="source trials for SRP pruners (with --split half): 'half' (the other half's "
+        "complete curves) or 'pruned-half' (those an SRPPruner() study of the other half "
+        "completed); or a corpus file whose configurations serve as an earlier study's; "
+        "default none",
     )
     add_early_stopping_argument(parser)
     add_output_arguments(parser)
@@ -148,10 +156,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --budgets must be positive, got {bad[0]}", file=sys.stderr)
         return 2
     source: Corpus | str | None = args.source
-    if args.source == "half" and args.split != "half":
-        print("error: --source half needs --split half", file=sys.stderr)
+    if args.source in SOURCE_HALVES and args.split != "half":
+        print(f"error: --source {args.source} needs --split half", file=sys.stderr)
         return 2
-    if args.source not in (None, "half"):
+    if args.source is not None and args.source not in SOURCE_HALVES:
         try:
             source = load_corpus(Path(args.source))
         except (ValueError, FileNotFoundError) as e:
@@ -214,7 +222,8 @@ def run_anytime(
         progress: Show a progress bar.
         results_file: If given, append each study's result to it as a JSON line as it ends.
         split: ``"none"`` or ``"half"`` (see the module docstring).
-        source: ``None``, ``"half"`` or a corpus whose configurations are source trials.
+        source: ``None``, ``"half"``, ``"pruned-half"`` or a corpus whose configurations are
+            source trials.
         early_stopping: ``None``, or the patience of the objective's own early stopping
             (:meth:`~optuna_srp.benchmark.Corpus.with_early_stopping`).
 
@@ -264,7 +273,8 @@ def anytime_study(
         sampler: ``"random"`` or ``"tpe"`` (see the module docstring).
         budgets: Budgets in full trainings.
         split: ``"none"``, or ``"half"`` to replay a random half (see the module docstring).
-        source: ``None``, ``"half"`` (the other half, with ``split="half"``) or a corpus: the
+        source: ``None``, ``"half"`` or ``"pruned-half"`` (the other half, with
+            ``split="half"``, see the module docstring) or a corpus: the
             source trials of the pruners that take them.
         early_stopping: ``None``, or the patience of the objective's own early stopping,
             applied to the corpus (before the split) and to a source corpus
@@ -287,8 +297,8 @@ def anytime_study(
         raise ValueError(f"budgets must be positive numbers, got {list(budgets)}")
     if split not in ("none", "half"):
         raise ValueError(f"split must be 'none' or 'half', got {split!r}")
-    if source == "half" and split != "half":
-        raise ValueError("source='half' needs split='half'")
+    if source in SOURCE_HALVES and split != "half":
+        raise ValueError(f"source={source!r} needs split='half'")
     source_corpus: Corpus | None = source if isinstance(source, Corpus) else None
     # A full training is the longest recorded curve, with or without early stopping: what the
     # user's objective trains at most.
@@ -301,6 +311,8 @@ def anytime_study(
         earlier, corpus = split_halves(corpus, ordering)
         if source == "half":
             source_corpus = earlier
+        elif source == "pruned-half":
+            source_corpus = completed_by_srp(earlier, ordering, max(budgets))
     if source_corpus is not None and isinstance(pruner, PrunerSpec):
         if pruner.name in SOURCE_AWARE:
             pruner = dataclasses.replace(
@@ -363,6 +375,9 @@ def anytime_study(
         "split": split,
         "early_stopping": early_stopping,
         "source": source_corpus.name if label.endswith("+source") and source_corpus else None,
+        "n_source": len(source_corpus.configs)
+        if label.endswith("+source") and source_corpus
+        else None,
         "direction": corpus.direction,
         "n_configs": len(corpus.configs),
         "n_steps": n_steps,
@@ -385,6 +400,15 @@ def _with_source_label(spec: PrunerSpec) -> PrunerSpec:
     if spec.name not in SOURCE_AWARE or spec.label.endswith("+source"):
         return spec
     return dataclasses.replace(spec, label=f"{spec.label}+source")
+
+
+def completed_by_srp(corpus: Corpus, ordering: int, budget: float) -> Corpus:
+    """The configurations of ``corpus`` that a study pruned by ``SRPPruner()`` completed,
+    replaying it in ordering ``ordering`` (random sampler) for ``budget`` full trainings or
+    until every configuration has run: the complete trials a user's old study leaves."""
+    old = anytime_study(corpus, parse_pruner_spec("srp"), ordering, budgets=(budget,))
+    done = {t[0] for t in old["trials"] if t[2] == "C"}
+    return dataclasses.replace(corpus, configs=[c for c in corpus.configs if c.id in done])
 
 
 def split_halves(corpus: Corpus, ordering: int) -> tuple[Corpus, Corpus]:
