@@ -62,6 +62,9 @@ _STARTUP_RUNGS_KEY = "srp:startup_rungs@{}"
 # (see _source_misleads): every worker then decides without them. Keyed by a fingerprint of the
 # source, so that a restart with another source checks that one afresh.
 _SOURCE_DROPPED_KEY = "srp:source_dropped@{}"
+# What to pass as source_trials: pruned trials too, since a pruned study's complete trials are
+# mostly its better runs and, alone, hide where the ranks of all its runs settled.
+_SOURCE_CALL = "study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))"
 # The source check: with at least this many complete trials of the study's own, the source's
 # models must put most of them within this many standard deviations of their final values.
 # For a calibrated model, a majority of 3 outside 2 standard deviations happens with
@@ -355,15 +358,19 @@ class SRPPruner(BasePruner):
             doubled; it bounds the cost of a refit. The median guard and the laggard rule
             read every complete trial, not only these.
         source_trials:
-            Complete trials of earlier studies of the same objective and direction (e.g.
-            ``optuna.load_study(...).get_trials(states=(TrialState.COMPLETE,))``), as in
-            :class:`~optuna.samplers.CmaEsSampler`. They train the models beside the study's
-            own complete trials, so the models decide from the study's first complete trial on
-            instead of its ``n_startup_trials``-th (given ``n_startup_trials - 1`` usable
-            source trials; with fewer, once own and source trials together reach that
-            number). They count less as the study's own accumulate: ``5 x n_startup_trials``
-            of them at first, five fewer for each own complete trial, none once the study has
-            ``n_startup_trials`` of its own, when it decides as it would without a source.
+            Complete and pruned trials of earlier studies of the same objective and direction
+            (e.g. ``optuna.load_study(...).get_trials(states=(TrialState.COMPLETE,
+            TrialState.PRUNED))``), as in :class:`~optuna.samplers.CmaEsSampler`. The pruned
+            trials' partial curves are evidence only of where ranks settle, where the rungs
+            begin while the source decides (a pruned study's complete trials are mostly its
+            better runs, too few to show it alone). The complete trials train the models
+            beside the study's own complete trials, so the models decide from the study's
+            first complete trial on instead of its ``n_startup_trials``-th (given
+            ``n_startup_trials - 1`` usable source trials; with fewer, once own and source
+            trials together reach that number). They count less as the study's own
+            accumulate: ``5 x n_startup_trials`` of them at first, five fewer for each own
+            complete trial, none once the study has ``n_startup_trials`` of its own, when it
+            decides as it would without a source.
             The source's models stop most runs early, so that can come late or never (39 of
             110 held-out re-tuning studies). A source whose models miss the
             study's runs is dropped sooner, with one warning: from the study's third complete
@@ -380,9 +387,9 @@ class SRPPruner(BasePruner):
             parameters train the models, a trial must beat the best complete trial by a
             twentieth of the 10-90% range of the final values the models learn from: a run
             level with a first incumbent at chance level can beat it only by noise. A trial
-            that is not complete, multi-objective, without intermediate values or with a
-            non-finite final value is skipped with one warning (non-finite values in its
-            curve are read as in the study's own trials).
+            that is neither complete nor pruned, without intermediate values, or complete
+            and multi-objective or with a non-finite final value is skipped with one warning
+            (non-finite values in its curve are read as in the study's own trials).
 
     Raises:
         ValueError: If an argument is out of range.
@@ -430,8 +437,11 @@ class SRPPruner(BasePruner):
         self._wrapped_pruner = wrapped_pruner
         self._extra_features = extra_features
         self._max_train_trials = max_train_trials
-        self._source_trials = _usable_source_trials(source_trials)
-        self._source_dropped_key = _SOURCE_DROPPED_KEY.format(_digest(self._source_trials))
+        # Complete source trials train the models; pruned ones only place the rungs.
+        self._source_trials, self._source_pruned = _usable_source_trials(source_trials)
+        self._source_dropped_key = _SOURCE_DROPPED_KEY.format(
+            _digest(self._source_trials + self._source_pruned)
+        )
         # The source trials as records, per orientation (built at first use).
         self._source_records: dict[float, list[CurveRecord]] = {}
         # Where the rungs begin on the source's evidence, per orientation (None: no rungs), and
@@ -755,7 +765,9 @@ class SRPPruner(BasePruner):
             return None
         with self._lock:
             if sign not in self._source_rungs:
-                self._source_rungs[sign] = early_rung_fraction(self._source_trials, sign)
+                self._source_rungs[sign] = early_rung_fraction(
+                    self._source_trials + self._source_pruned, sign
+                )
             return self._source_rungs[sign]
 
     def _same_setup(self, complete: Sequence[FrozenTrial]) -> bool:
@@ -1376,14 +1388,16 @@ def _reached(trial: FrozenTrial, sign: float, best_final: float) -> bool:
 
 def _usable_source_trials(
     source_trials: Sequence[FrozenTrial] | None,
-) -> tuple[FrozenTrial, ...]:
-    """The source trials the models can learn from; the others are skipped with one warning.
+) -> tuple[tuple[FrozenTrial, ...], tuple[FrozenTrial, ...]]:
+    """The source trials the models can learn from (complete ones) and the pruned ones, whose
+    partial curves are evidence of where ranks settle (:func:`early_rung_fraction`); the others
+    are skipped with one warning.
 
     Raises:
         TypeError: If ``source_trials`` is not a sequence of :class:`FrozenTrial`.
     """
     if source_trials is None:
-        return ()
+        return (), ()
     if isinstance(source_trials, FrozenTrial):
         raise TypeError(
             "source_trials must be a sequence of FrozenTrial or None, but got one FrozenTrial "
@@ -1393,13 +1407,10 @@ def _usable_source_trials(
         raise TypeError(
             "source_trials must be a sequence of FrozenTrial or None, but got "
             f"source_trials={reprlib.repr(source_trials)} ({type(source_trials).__name__})"
-            + (
-                "; pass study.get_trials(states=(TrialState.COMPLETE,))."
-                if isinstance(source_trials, Study)
-                else "."
-            )
+            + (f"; pass {_SOURCE_CALL}." if isinstance(source_trials, Study) else ".")
         )
     usable: list[FrozenTrial] = []
+    partial: list[FrozenTrial] = []
     skipped: list[str] = []
     for i, t in enumerate(source_trials):
         if not isinstance(t, FrozenTrial):
@@ -1407,12 +1418,14 @@ def _usable_source_trials(
                 "source_trials must hold FrozenTrial objects, but source_trials"
                 f"[{i}] is {reprlib.repr(t)} ({type(t).__name__})."
             )
-        if t.state != TrialState.COMPLETE:
+        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             skipped.append(f"source_trials[{i}] ({t.state.name})")
-        elif t.values is None or len(t.values) != 1:
-            skipped.append(f"source_trials[{i}] (multi-objective)")
         elif not t.intermediate_values:
             skipped.append(f"source_trials[{i}] (no intermediate values)")
+        elif t.state == TrialState.PRUNED:
+            partial.append(t)
+        elif t.values is None or len(t.values) != 1:
+            skipped.append(f"source_trials[{i}] (multi-objective)")
         elif not math.isfinite(t.values[0]):
             skipped.append(f"source_trials[{i}] (value {t.values[0]})")
         else:
@@ -1421,13 +1434,13 @@ def _usable_source_trials(
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         warnings.warn(
             f"SRPPruner skips {len(skipped)} of {len(source_trials)} source_trials, which are "
-            f"not complete single-objective trials with a learning curve and a finite value: "
-            f"{', '.join(skipped[:5])}{more}. Pass an earlier study's complete trials, e.g. "
-            "study.get_trials(states=(TrialState.COMPLETE,)).",
+            "neither pruned trials with a learning curve nor complete single-objective trials "
+            f"with a learning curve and a finite value: {', '.join(skipped[:5])}{more}. Pass "
+            f"an earlier study's complete and pruned trials, e.g. {_SOURCE_CALL}.",
             UserWarning,
             stacklevel=3,
         )
-    return tuple(usable)
+    return tuple(usable), tuple(partial)
 
 
 def _digest(trials: Sequence[FrozenTrial]) -> str:

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 import pytest
 
 from optuna_srp.benchmark.__main__ import main
 from optuna_srp.benchmark._anytime import anytime_study
-from optuna_srp.benchmark._anytime import completed_by_srp
 from optuna_srp.benchmark._anytime import source_trials
 from optuna_srp.benchmark._anytime import split_halves
+from optuna_srp.benchmark._anytime import srp_study_trials
 from optuna_srp.benchmark._corpus import load_corpus
 from optuna_srp.benchmark._pruners import parse_pruner_spec
 from tests.test_benchmark_anytime import make_corpus
@@ -72,23 +73,34 @@ def test_only_srp_gets_the_source_and_is_labelled(tmp_path: Path) -> None:
     assert [t[0] for t in with_source["trials"]][:3] == [t[0] for t in plain["trials"]][:3]
 
 
-def test_pruned_half_is_what_an_srp_study_of_the_other_half_completed(tmp_path: Path) -> None:
-    # A user's old study was pruned: its complete trials, not the whole half, are the source.
+def test_pruned_half_is_what_an_srp_study_of_the_other_half_left(tmp_path: Path) -> None:
+    # A user's old study was pruned: its complete trials and its pruned trials' partial
+    # curves, not the whole half's complete curves, are the source.
     rng = np.random.default_rng(0)
     corpus = load_corpus(make_corpus(tmp_path, list(rng.uniform(0.1, 0.9, 60)), n_steps=8))
     earlier, _ = split_halves(corpus, 2)
     old = anytime_study(earlier, parse_pruner_spec("srp"), 2, budgets=(100.0,))
-    completed = {t[0] for t in old["trials"] if t[2] == "C"}
-    assert 0 < len(completed) < len(earlier.configs)  # the old study pruned some
-    source = completed_by_srp(earlier, 2, 100.0)
-    assert {c.id for c in source.configs} == completed
+    completed = [t[0] for t in old["trials"] if t[2] == "C"]
+    stopped = {t[0]: t[1] for t in old["trials"] if t[2] == "P"}
+    assert completed and stopped  # the old study pruned some
+    source = srp_study_trials(earlier, 2, 100.0)
+    by_id = {c.id: c for c in earlier.configs}
+    complete = [t for t in source if t.state == TrialState.COMPLETE]
+    pruned = [t for t in source if t.state == TrialState.PRUNED]
+    assert [t.value for t in complete] == [by_id[i].final for i in completed]
+    # Each pruned trial's curve ends where the old study stopped it.
+    assert sorted(len(t.intermediate_values) for t in pruned) == sorted(stopped.values())
+    assert all(t.value is None for t in pruned)
     srp = parse_pruner_spec("srp:n_startup_trials=3")
     # The old study runs for the largest budget, as this one does.
-    pruned = anytime_study(corpus, srp, 2, budgets=(100.0,), split="half", source="pruned-half")
+    with_pruned = anytime_study(
+        corpus, srp, 2, budgets=(100.0,), split="half", source="pruned-half"
+    )
     whole = anytime_study(corpus, srp, 2, budgets=(3.0,), split="half", source="half")
-    assert pruned["n_source"] == len(completed)
-    assert whole["n_source"] == len(earlier.configs)
-    assert pruned["pruner"] == "srp:n_startup_trials=3+source"
+    assert with_pruned["n_source"] == len(completed)
+    assert with_pruned["n_source_pruned"] == len(stopped)
+    assert whole["n_source"] == len(earlier.configs) and whole["n_source_pruned"] == 0
+    assert with_pruned["pruner"] == "srp:n_startup_trials=3+source"
     plain = anytime_study(corpus, srp, 2, budgets=(3.0,), split="half")
     assert plain["n_source"] is None
 

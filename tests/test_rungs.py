@@ -353,6 +353,33 @@ def test_a_source_of_the_same_search_space_screens_at_its_early_rung(
     assert decisions[0] != "pruned:rung"
 
 
+@pytest.mark.parametrize("stopped_too,rung", [(True, True), (False, False)])
+def test_a_pruned_source_s_stopped_trials_are_evidence_of_its_rungs(
+    stopped_too: bool, rung: bool
+) -> None:
+    # An earlier study that was pruned: its 8 best ran to the end, the 12 others were stopped
+    # at the 4th report. Its complete trials alone are too few to show where ranks settle;
+    # with the stopped trials' curves, its best runs led from the first report.
+    whole = _source(FINALS, n_steps=N_STEPS)
+    stopped = [
+        optuna.trial.create_trial(
+            state=TrialState.PRUNED,
+            params=t.params,
+            distributions=t.distributions,
+            intermediate_values={s: v for s, v in t.intermediate_values.items() if s <= 4},
+        )
+        for t in whole[:12]
+    ]
+    source = whole[12:] + (stopped if stopped_too else [])
+    assert (early_rung_fraction(source, 1.0) == 1 / 256) is rung
+    study = _study(source_trials=source)
+    _rung_decisions(study, [0.9, 0.8], steps=[1])
+    decisions = [
+        t.user_attrs.get("srp:decision") for t in study.trials[2:] if t.intermediate_values
+    ]
+    assert (decisions[1] == "pruned:rung") is rung, decisions
+
+
 @pytest.mark.parametrize(
     "slow,wrapped,rung",
     [

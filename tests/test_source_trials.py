@@ -279,27 +279,42 @@ def test_bad_source_input_is_a_type_error() -> None:
 def test_unusable_source_trials_are_skipped_with_one_warning() -> None:
     good = _source(12)
     study = optuna.create_study(direction="maximize")
-    pruned = study.ask()
-    pruned.report(0.5, 1)
-    study.tell(pruned, state=TrialState.PRUNED)
+    failed = study.ask()
+    failed.report(0.5, 1)
+    study.tell(failed, state=TrialState.FAIL)
     no_curve = optuna.trial.create_trial(value=0.5)
     inf_value = optuna.trial.create_trial(value=float("inf"), intermediate_values={1: 0.5})
     multi = optuna.trial.create_trial(values=[0.5, 0.6], intermediate_values={1: 0.5})
-    bad = [study.trials[0], no_curve, inf_value, multi]
+    pruned_without_curve = optuna.trial.create_trial(state=TrialState.PRUNED)
+    bad = [study.trials[0], no_curve, inf_value, multi, pruned_without_curve]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pruner = SRPPruner(n_startup_trials=5, source_trials=good + bad)
     messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     assert len(messages) == 1
-    for reason in ("PRUNED", "no intermediate values", "value inf", "multi-objective"):
+    for reason in ("FAIL", "no intermediate values", "value inf", "multi-objective"):
         assert reason in messages[0]
     # By position in the sequence: trials made with create_trial all have number -1.
-    assert "source_trials[12] (PRUNED), source_trials[13] (no intermediate values)" in messages[0]
-    assert "get_trials(states=(TrialState.COMPLETE,))" in messages[0]
-    assert len(pruner._source_trials) == len(good)
+    assert "source_trials[12] (FAIL), source_trials[13] (no intermediate values)" in messages[0]
+    assert "source_trials[16] (no intermediate values)" in messages[0]
+    assert "get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))" in messages[0]
+    assert len(pruner._source_trials) == len(good) and not pruner._source_pruned
+
+
+def test_pruned_source_trials_are_kept_apart_from_the_complete_ones() -> None:
+    # A pruned trial's partial curve places the rungs; it has no final value to train on.
+    good = _source(12)
+    study = optuna.create_study(direction="maximize")
+    stopped = study.ask()
+    stopped.report(0.5, 1)
+    study.tell(stopped, state=TrialState.PRUNED)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        SRPPruner(source_trials=good)
+        pruner = SRPPruner(source_trials=good + study.trials)
+    assert pruner._source_trials == tuple(good)
+    assert pruner._source_pruned == (study.trials[0],)
+    # Another set of pruned trials is another source: its own check, its own drop.
+    assert pruner._source_dropped_key != SRPPruner(source_trials=good)._source_dropped_key
 
 
 def test_non_finite_values_in_a_source_curve_are_read_as_a_diverged_run() -> None:

@@ -39,9 +39,10 @@ Warm starts (``SRPPruner(source_trials=...)``, the re-tuning case):
   and its regret is measured against the second half's best and median.
 - ``--source half`` (with ``--split half``): the first half's complete curves are the source
   trials, as an earlier study of the same task would leave them unpruned. ``--source
-  pruned-half``: only the configurations that an earlier study of the first half, pruned by
-  ``SRPPruner()``, completed in the largest budget (:func:`completed_by_srp`): a user's old
-  study was pruned, and its complete trials are mostly its better runs. ``--source PATH``: every
+  pruned-half``: the complete and pruned trials that an earlier study of the first half, pruned
+  by ``SRPPruner()``, left after the largest budget (:func:`srp_study_trials`): a user's old
+  study was pruned, its complete trials are mostly its better runs, and its pruned trials'
+  curves end where they were stopped. ``--source PATH``: every
   configuration of another corpus (a related task, another model class). Only pruners that
   take ``source_trials`` (``srp``) get them, labelled ``LABEL+source``; diverged source runs
   are left out.
@@ -135,9 +136,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="half|pruned-half|PATH",
         help="source trials for SRP pruners (with --split half): 'half' (the other half's "
-        "complete curves) or 'pruned-half' (those an SRPPruner() study of the other half "
-        "completed); or a corpus file whose configurations serve as an earlier study's; "
-        "default none",
+        "complete curves) or 'pruned-half' (the complete and pruned trials an SRPPruner() "
+        "study of the other half left); or a corpus file whose configurations serve as an "
+        "earlier study's; default none",
     )
     add_early_stopping_argument(parser)
     add_output_arguments(parser)
@@ -300,6 +301,7 @@ def anytime_study(
     if source in SOURCE_HALVES and split != "half":
         raise ValueError(f"source={source!r} needs split='half'")
     source_corpus: Corpus | None = source if isinstance(source, Corpus) else None
+    source_list: list[FrozenTrial] | None = None
     # A full training is the longest recorded curve, with or without early stopping: what the
     # user's objective trains at most.
     n_steps = max(c.curve.size for c in corpus.configs)
@@ -309,15 +311,18 @@ def anytime_study(
             source_corpus = source_corpus.with_early_stopping(early_stopping)
     if split == "half":
         earlier, corpus = split_halves(corpus, ordering)
-        if source == "half":
+        if source in SOURCE_HALVES:
             source_corpus = earlier
-        elif source == "pruned-half":
-            source_corpus = completed_by_srp(earlier, ordering, max(budgets))
     if source_corpus is not None and isinstance(pruner, PrunerSpec):
         if pruner.name in SOURCE_AWARE:
+            source_list = (
+                srp_study_trials(source_corpus, ordering, max(budgets))
+                if source == "pruned-half"
+                else source_trials(source_corpus)
+            )
             pruner = dataclasses.replace(
                 _with_source_label(pruner),
-                kwargs={**pruner.kwargs, "source_trials": source_trials(source_corpus)},
+                kwargs={**pruner.kwargs, "source_trials": source_list},
             )
     label, instance = resolve_pruner(pruner)
     limit = max(budgets) * n_steps
@@ -375,8 +380,11 @@ def anytime_study(
         "split": split,
         "early_stopping": early_stopping,
         "source": source_corpus.name if label.endswith("+source") and source_corpus else None,
-        "n_source": len(source_corpus.configs)
-        if label.endswith("+source") and source_corpus
+        "n_source": sum(t.state == TrialState.COMPLETE for t in source_list)
+        if label.endswith("+source") and source_list is not None
+        else None,
+        "n_source_pruned": sum(t.state == TrialState.PRUNED for t in source_list)
+        if label.endswith("+source") and source_list is not None
         else None,
         "direction": corpus.direction,
         "n_configs": len(corpus.configs),
@@ -402,13 +410,21 @@ def _with_source_label(spec: PrunerSpec) -> PrunerSpec:
     return dataclasses.replace(spec, label=f"{spec.label}+source")
 
 
-def completed_by_srp(corpus: Corpus, ordering: int, budget: float) -> Corpus:
-    """The configurations of ``corpus`` that a study pruned by ``SRPPruner()`` completed,
-    replaying it in ordering ``ordering`` (random sampler) for ``budget`` full trainings or
-    until every configuration has run: the complete trials a user's old study leaves."""
+def srp_study_trials(corpus: Corpus, ordering: int, budget: float) -> list[FrozenTrial]:
+    """The complete and pruned trials that a study of ``corpus`` pruned by ``SRPPruner()``
+    leaves, replaying it in ordering ``ordering`` (random sampler) for ``budget`` full
+    trainings or until every configuration has run: what a user's old study passes as
+    source trials. A pruned trial's curve ends where it was stopped; failed trials are left
+    out, and so are pruned ones without a finite value in their curve (see
+    :func:`source_trials`)."""
     old = anytime_study(corpus, parse_pruner_spec("srp"), ordering, budgets=(budget,))
-    done = {t[0] for t in old["trials"] if t[2] == "C"}
-    return dataclasses.replace(corpus, configs=[c for c in corpus.configs if c.id in done])
+    by_id = {c.id: c for c in corpus.configs}
+    trials = [
+        _as_trial(corpus, by_id[config_id], n_run if state == "P" else None)
+        for config_id, n_run, state, _ in old["trials"]
+        if state in ("C", "P")
+    ]
+    return [t for t in trials if t.intermediate_values]
 
 
 def split_halves(corpus: Corpus, ordering: int) -> tuple[Corpus, Corpus]:
@@ -428,22 +444,27 @@ def source_trials(corpus: Corpus) -> list[FrozenTrial]:
     parameters, the curve as intermediate values at the corpus's steps, the last value as the
     trial's value. Diverged runs (a non-finite final value) are left out, and so are the
     non-finite points of the others' curves."""
-    steps = corpus.step_values
-    trials = []
-    for config in corpus.configs:
-        if not math.isfinite(config.final):
-            continue
-        trials.append(
-            optuna.trial.create_trial(
-                params=dict(config.params),
-                distributions=config_distributions(corpus, config),
-                value=float(config.final),
-                intermediate_values={
-                    step: float(v) for step, v in zip(steps, config.curve) if math.isfinite(v)
-                },
-            )
+    return [_as_trial(corpus, c) for c in corpus.configs if math.isfinite(c.final)]
+
+
+def _as_trial(corpus: Corpus, config: Config, n_reports: int | None = None) -> FrozenTrial:
+    """``config`` as a complete trial, or, given ``n_reports``, as a trial pruned after its
+    first ``n_reports`` reports (see :func:`source_trials`)."""
+    steps = corpus.step_values[: config.curve.size if n_reports is None else n_reports]
+    curve = {step: float(v) for step, v in zip(steps, config.curve) if math.isfinite(v)}
+    if n_reports is not None:
+        return optuna.trial.create_trial(
+            state=TrialState.PRUNED,
+            params=dict(config.params),
+            distributions=config_distributions(corpus, config),
+            intermediate_values=curve,
         )
-    return trials
+    return optuna.trial.create_trial(
+        params=dict(config.params),
+        distributions=config_distributions(corpus, config),
+        value=float(config.final),
+        intermediate_values=curve,
+    )
 
 
 def budget_metrics(
