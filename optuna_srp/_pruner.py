@@ -1340,7 +1340,11 @@ class _Decision:
                 )
             return f"{head}{predicted}, {chance}"
         if rule == "laggard":
-            return f"{head}behind most complete trials at this step; {predicted}, {chance}"
+            # Not "behind most": with one complete trial the quantile is that trial.
+            return (
+                f"{head}below the complete trials' {_LAGGARD_FRACTION:.0%} quantile at this "
+                f"step; {predicted}, {chance}"
+            )
         if rule == "median":
             return f"{head}{predicted}, {chance}, but not behind the complete trials' median here"
         if rule == "top":

@@ -891,6 +891,8 @@ def test_a_laggard_is_pruned_on_weaker_evidence(
         assert early[0] <= probability < early[1]
     if pruned:
         assert study.trials[-1].user_attrs["srp:decision"] == "pruned:laggard"
+        reason = study.trials[-1].user_attrs["srp:reason"]
+        assert "below the complete trials' 10% quantile at this step" in reason
 
 
 def test_docstring_example_runs() -> None:
