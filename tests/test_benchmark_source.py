@@ -12,9 +12,9 @@ import pytest
 
 from optuna_srp.benchmark.__main__ import main
 from optuna_srp.benchmark._anytime import anytime_study
+from optuna_srp.benchmark._anytime import pruned_study_trials
 from optuna_srp.benchmark._anytime import source_trials
 from optuna_srp.benchmark._anytime import split_halves
-from optuna_srp.benchmark._anytime import srp_study_trials
 from optuna_srp.benchmark._corpus import load_corpus
 from optuna_srp.benchmark._pruners import parse_pruner_spec
 from tests.test_benchmark_anytime import make_corpus
@@ -83,7 +83,7 @@ def test_pruned_half_is_what_an_srp_study_of_the_other_half_left(tmp_path: Path)
     completed = [t[0] for t in old["trials"] if t[2] == "C"]
     stopped = {t[0]: t[1] for t in old["trials"] if t[2] == "P"}
     assert completed and stopped  # the old study pruned some
-    source = srp_study_trials(earlier, 2, 100.0)
+    source = pruned_study_trials(earlier, 2, 100.0)
     by_id = {c.id: c for c in earlier.configs}
     complete = [t for t in source if t.state == TrialState.COMPLETE]
     pruned = [t for t in source if t.state == TrialState.PRUNED]
@@ -103,6 +103,16 @@ def test_pruned_half_is_what_an_srp_study_of_the_other_half_left(tmp_path: Path)
     assert with_pruned["pruner"] == "srp:n_startup_trials=3+source"
     plain = anytime_study(corpus, srp, 2, budgets=(3.0,), split="half")
     assert plain["n_source"] is None
+    assert with_pruned["source_pruner"] == "srp" and whole["source_pruner"] is None
+    # An old study pruned by another pruner: its own trials, recorded by its spec.
+    by_sh = pruned_study_trials(earlier, 2, 100.0, "successive_halving")
+    sh_ends = sorted(len(t.intermediate_values) for t in by_sh)
+    assert sh_ends != sorted(len(t.intermediate_values) for t in source)
+    with_sh = anytime_study(
+        corpus, srp, 2, budgets=(100.0,), split="half", source="pruned-half:successive_halving"
+    )
+    assert with_sh["source_pruner"] == "successive_halving"
+    assert with_sh["n_source"] + with_sh["n_source_pruned"] == len(by_sh)
 
 
 def test_source_half_needs_split_half(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,6 +126,9 @@ def test_source_half_needs_split_half(tmp_path: Path, capsys: pytest.CaptureFixt
         anytime_study(corpus, parse_pruner_spec("srp"), 0, source="pruned-half")
     assert main(["anytime", str(path), "--source", "pruned-half", "--no-progress"]) == 2
     assert "--source pruned-half needs --split half" in capsys.readouterr().err
+    half = ["anytime", str(path), "--split", "half", "--no-progress"]
+    assert main([*half, "--source", "pruned-half:bogus"]) == 2
+    assert "unknown pruner 'bogus'" in capsys.readouterr().err
     assert main(["anytime", str(path), "--source", str(tmp_path / "missing.jsonl.gz")]) == 2
 
 

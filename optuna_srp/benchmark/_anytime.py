@@ -40,12 +40,13 @@ Warm starts (``SRPPruner(source_trials=...)``, the re-tuning case):
 - ``--source half`` (with ``--split half``): the first half's complete curves are the source
   trials, as an earlier study of the same task would leave them unpruned. ``--source
   pruned-half``: the complete and pruned trials that an earlier study of the first half, pruned
-  by ``SRPPruner()``, left after the largest budget (:func:`srp_study_trials`): a user's old
+  by ``SRPPruner()``, left after the largest budget (:func:`pruned_study_trials`): a user's old
   study was pruned, its complete trials are mostly its better runs, and its pruned trials'
-  curves end where they were stopped. ``--source PATH``: every
-  configuration of another corpus (a related task, another model class). Only pruners that
-  take ``source_trials`` (``srp``) get them, labelled ``LABEL+source``; diverged source runs
-  are left out.
+  curves end where they were stopped; ``--source pruned-half:PRUNER`` prunes the earlier study
+  with another pruner spec (e.g. ``successive_halving``, what many old studies used).
+  ``--source PATH``: every configuration of another corpus (a related task, another model
+  class). Only pruners that take ``source_trials`` (``srp``) get them, labelled
+  ``LABEL+source``; diverged source runs are left out.
 
 The objective's own early stopping (``--early-stopping PATIENCE``): each curve, the source's
 too, ends after ``PATIENCE`` reports without a new best (:meth:`Corpus.with_early_stopping`),
@@ -101,7 +102,8 @@ SAMPLERS = ("random", "tpe")
 SOURCE_AWARE = ("srp",)
 """Pruner names whose constructor takes ``source_trials``."""
 SOURCE_HALVES = ("half", "pruned-half")
-"""The ``source`` values that take the other half of a ``split="half"`` corpus."""
+"""The ``source`` values that take the other half of a ``split="half"`` corpus (and
+``pruned-half:PRUNER``)."""
 REFERENCE_BUDGET = 20.0
 """LC-PFN's reference: the regret no pruning has after this many full trainings."""
 
@@ -134,11 +136,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source",
         default=None,
-        metavar="half|pruned-half|PATH",
+        metavar="half|pruned-half[:PRUNER]|PATH",
         help="source trials for SRP pruners (with --split half): 'half' (the other half's "
         "complete curves) or 'pruned-half' (the complete and pruned trials an SRPPruner() "
-        "study of the other half left); or a corpus file whose configurations serve as an "
-        "earlier study's; default none",
+        "study of the other half left; 'pruned-half:PRUNER' for another pruner spec); or a "
+        "corpus file whose configurations serve as an earlier study's; default none",
     )
     add_early_stopping_argument(parser)
     add_output_arguments(parser)
@@ -157,10 +159,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --budgets must be positive, got {bad[0]}", file=sys.stderr)
         return 2
     source: Corpus | str | None = args.source
-    if args.source in SOURCE_HALVES and args.split != "half":
-        print(f"error: --source {args.source} needs --split half", file=sys.stderr)
-        return 2
-    if args.source is not None and args.source not in SOURCE_HALVES:
+    if _is_half(args.source):
+        if args.split != "half":
+            print(f"error: --source {args.source} needs --split half", file=sys.stderr)
+            return 2
+        try:
+            _old_pruner(args.source)
+        except ValueError as e:
+            print(f"error: --source: {e}", file=sys.stderr)
+            return 2
+    elif args.source is not None:
         try:
             source = load_corpus(Path(args.source))
         except (ValueError, FileNotFoundError) as e:
@@ -298,10 +306,11 @@ def anytime_study(
         raise ValueError(f"budgets must be positive numbers, got {list(budgets)}")
     if split not in ("none", "half"):
         raise ValueError(f"split must be 'none' or 'half', got {split!r}")
-    if source in SOURCE_HALVES and split != "half":
+    if _is_half(source) and split != "half":
         raise ValueError(f"source={source!r} needs split='half'")
     source_corpus: Corpus | None = source if isinstance(source, Corpus) else None
     source_list: list[FrozenTrial] | None = None
+    old_pruner: str | None = None
     # A full training is the longest recorded curve, with or without early stopping: what the
     # user's objective trains at most.
     n_steps = max(c.curve.size for c in corpus.configs)
@@ -311,13 +320,15 @@ def anytime_study(
             source_corpus = source_corpus.with_early_stopping(early_stopping)
     if split == "half":
         earlier, corpus = split_halves(corpus, ordering)
-        if source in SOURCE_HALVES:
+        if _is_half(source):
             source_corpus = earlier
     if source_corpus is not None and isinstance(pruner, PrunerSpec):
         if pruner.name in SOURCE_AWARE:
+            if isinstance(source, str):
+                old_pruner = _old_pruner(source)
             source_list = (
-                srp_study_trials(source_corpus, ordering, max(budgets))
-                if source == "pruned-half"
+                pruned_study_trials(source_corpus, ordering, max(budgets), old_pruner)
+                if old_pruner is not None
                 else source_trials(source_corpus)
             )
             pruner = dataclasses.replace(
@@ -386,6 +397,7 @@ def anytime_study(
         "n_source_pruned": sum(t.state == TrialState.PRUNED for t in source_list)
         if label.endswith("+source") and source_list is not None
         else None,
+        "source_pruner": old_pruner,
         "direction": corpus.direction,
         "n_configs": len(corpus.configs),
         "n_steps": n_steps,
@@ -410,14 +422,37 @@ def _with_source_label(spec: PrunerSpec) -> PrunerSpec:
     return dataclasses.replace(spec, label=f"{spec.label}+source")
 
 
-def srp_study_trials(corpus: Corpus, ordering: int, budget: float) -> list[FrozenTrial]:
-    """The complete and pruned trials that a study of ``corpus`` pruned by ``SRPPruner()``
-    leaves, replaying it in ordering ``ordering`` (random sampler) for ``budget`` full
-    trainings or until every configuration has run: what a user's old study passes as
-    source trials. A pruned trial's curve ends where it was stopped; failed trials are left
-    out, and so are pruned ones without a finite value in their curve (see
-    :func:`source_trials`)."""
-    old = anytime_study(corpus, parse_pruner_spec("srp"), ordering, budgets=(budget,))
+def _is_half(source: object) -> bool:
+    """Whether ``source`` takes the other half of a ``split="half"`` corpus."""
+    return isinstance(source, str) and (
+        source in SOURCE_HALVES or source.startswith("pruned-half:")
+    )
+
+
+def _old_pruner(source: str) -> str | None:
+    """The pruner spec of the earlier study a ``pruned-half`` source replays; None for
+    ``half``.
+
+    Raises:
+        ValueError: If the spec after ``pruned-half:`` is not a pruner spec.
+    """
+    if source == "half":
+        return None
+    spec = "srp" if source == "pruned-half" else source.split(":", 1)[1]
+    parse_pruner_spec(spec)
+    return spec
+
+
+def pruned_study_trials(
+    corpus: Corpus, ordering: int, budget: float, pruner: str = "srp"
+) -> list[FrozenTrial]:
+    """The complete and pruned trials that a study of ``corpus`` pruned by ``pruner`` (a
+    pruner spec, ``SRPPruner()`` by default) leaves, replaying it in ordering ``ordering``
+    (random sampler) for ``budget`` full trainings or until every configuration has run: what
+    a user's old study passes as source trials. A pruned trial's curve ends where it was
+    stopped; failed trials are left out, and so are pruned ones without a finite value in
+    their curve (see :func:`source_trials`)."""
+    old = anytime_study(corpus, parse_pruner_spec(pruner), ordering, budgets=(budget,))
     by_id = {c.id: c for c in corpus.configs}
     trials = [
         _as_trial(corpus, by_id[config_id], n_run if state == "P" else None)
