@@ -1076,6 +1076,11 @@ class SRPPruner(BasePruner):
             return False
         state.source_dropped = True
         study._storage.set_study_system_attr(study._study_id, self._source_dropped_key, True)
+        # The range names the cause a fresh user met most: an old study whose pruner let only
+        # its better runs finish, whose models never saw how a slow run ends.
+        known, own_finals = finals[: len(source)], finals[len(source) :]
+        lo, hi = sorted((sign * float(np.nanmin(known)), sign * float(np.nanmax(known))))
+        outside = int(np.sum((own_finals < np.nanmin(known)) | (own_finals > np.nanmax(known))))
         self._warn_once(
             state,
             "source-dropped",
@@ -1083,9 +1088,11 @@ class SRPPruner(BasePruner):
             "trained only on them, predicting from the first quarter of each curve, was off "
             f"by a median {float(np.median(z)):.1f} standard deviations (limit "
             f"{_SOURCE_CHECK_Z:g}) on the study's {len(checked)} complete trials, so they do "
-            "not describe this study (another objective, direction, curve length or data). "
-            "Pruning now uses only the study's own trials, as "
-            f"without a source (study system attribute {self._source_dropped_key!r}).",
+            f"not describe this study. The source's complete trials ended between {lo:.4g} "
+            f"and {hi:.4g}, {outside} of the study's {len(checked)} outside that range: a "
+            "source whose pruner let only its better runs finish, or another objective, "
+            "direction, curve length or data. Pruning now uses only the study's own trials, "
+            f"as without a source (study system attribute {self._source_dropped_key!r}).",
         )
         return True
 

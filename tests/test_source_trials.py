@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import re
 from typing import cast
 import warnings
 
@@ -422,13 +423,19 @@ def _own_study(pruner: SRPPruner, storage: object = None) -> optuna.Study:
 def test_a_source_from_another_problem_is_dropped_with_one_warning() -> None:
     # Every source run ends 1.0 higher than the study's: the models it trains put the study's
     # complete trials many standard deviations off, so the study decides without it.
-    pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=_boosted(_source(40)))
+    source = _boosted(_source(40))
+    pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=source)
     study = _own_study(pruner)
     with pytest.warns(RuntimeWarning, match="dropped its source_trials") as record:
         for x in (0.05, 0.1):
             trial = _hopeless_trial(study, x=x)
             assert not trial.should_prune()  # the start-up rule: 4 own trials, no rung yet
-    assert len([w for w in record if "source_trials" in str(w.message)]) == 1
+    messages = [str(w.message) for w in record if "source_trials" in str(w.message)]
+    assert len(messages) == 1
+    # It names the source's range of final values, and how many of the study's fell outside.
+    values = [cast(float, t.value) for t in source]
+    assert f"ended between {min(values):.4g} and {max(values):.4g}, " in messages[0]
+    assert re.search(r", (\d+) of the study's \1 outside that range", messages[0]), messages[0]
     attrs = study._storage.get_study_system_attrs(study._study_id)
     assert [k for k in attrs if k.startswith("srp:source_dropped@")] == [
         pruner._source_dropped_key
