@@ -104,6 +104,7 @@ def test_pruned_half_is_what_an_srp_study_of_the_other_half_left(tmp_path: Path)
     plain = anytime_study(corpus, srp, 2, budgets=(3.0,), split="half")
     assert plain["n_source"] is None
     assert with_pruned["source_pruner"] == "srp" and whole["source_pruner"] is None
+    assert isinstance(with_pruned["source_dropped"], bool) and plain["source_dropped"] is None
     # An old study pruned by another pruner: its own trials, recorded by its spec.
     by_sh = pruned_study_trials(earlier, 2, 100.0, "successive_halving")
     sh_ends = sorted(len(t.intermediate_values) for t in by_sh)
@@ -155,3 +156,15 @@ def test_source_corpus_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0
     out = capsys.readouterr().out
     assert "srp:n_startup_trials=3+source" in out and "| nop |" in out
+
+
+def test_results_record_whether_the_source_was_dropped(tmp_path: Path) -> None:
+    finals = list(np.random.default_rng(1).uniform(0.1, 0.9, 40))
+    target = load_corpus(make_corpus(tmp_path, finals, n_steps=8, name="target"))
+    # Every source run ends 5 higher: its models miss the study's runs, and the check drops it.
+    far = load_corpus(make_corpus(tmp_path, [f + 5.0 for f in finals], n_steps=8, name="far"))
+    srp = parse_pruner_spec("srp")
+    dropped = anytime_study(target, srp, 0, budgets=(20.0,), source=far)
+    kept = anytime_study(target, srp, 0, budgets=(20.0,), split="half", source="half")
+    assert dropped["source_dropped"] is True
+    assert kept["source_dropped"] is False

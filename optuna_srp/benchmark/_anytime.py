@@ -398,6 +398,13 @@ def anytime_study(
         if label.endswith("+source") and source_list is not None
         else None,
         "source_pruner": old_pruner,
+        # Whether the source check dropped the source (the key SRPPruner stores in the study).
+        "source_dropped": any(
+            key.startswith("srp:source_dropped@")
+            for key in study._storage.get_study_system_attrs(study._study_id)
+        )
+        if source_list is not None
+        else None,
         "direction": corpus.direction,
         "n_configs": len(corpus.configs),
         "n_steps": n_steps,
