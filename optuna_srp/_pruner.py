@@ -1078,9 +1078,9 @@ class SRPPruner(BasePruner):
         study._storage.set_study_system_attr(study._study_id, self._source_dropped_key, True)
         # The range names the cause a fresh user met most: an old study whose pruner let only
         # its better runs finish, whose models never saw how a slow run ends.
-        known, own_finals = finals[: len(source)], finals[len(source) :]
-        lo, hi = sorted((sign * float(np.nanmin(known)), sign * float(np.nanmax(known))))
-        outside = int(np.sum((own_finals < np.nanmin(known)) | (own_finals > np.nanmax(known))))
+        low, high = np.nanmin(finals[: len(source)]), np.nanmax(finals[: len(source)])
+        outside = int(np.sum((finals[len(source) :] < low) | (finals[len(source) :] > high)))
+        lo, hi = sorted((sign * float(low), sign * float(high)))
         self._warn_once(
             state,
             "source-dropped",

@@ -279,15 +279,12 @@ def test_bad_source_input_is_a_type_error() -> None:
 
 def test_unusable_source_trials_are_skipped_with_one_warning() -> None:
     good = _source(12)
-    study = optuna.create_study(direction="maximize")
-    failed = study.ask()
-    failed.report(0.5, 1)
-    study.tell(failed, state=TrialState.FAIL)
+    failed = optuna.trial.create_trial(state=TrialState.FAIL, intermediate_values={1: 0.5})
     no_curve = optuna.trial.create_trial(value=0.5)
     inf_value = optuna.trial.create_trial(value=float("inf"), intermediate_values={1: 0.5})
     multi = optuna.trial.create_trial(values=[0.5, 0.6], intermediate_values={1: 0.5})
     pruned_without_curve = optuna.trial.create_trial(state=TrialState.PRUNED)
-    bad = [study.trials[0], no_curve, inf_value, multi, pruned_without_curve]
+    bad = [failed, no_curve, inf_value, multi, pruned_without_curve]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pruner = SRPPruner(n_startup_trials=5, source_trials=good + bad)
@@ -305,15 +302,12 @@ def test_unusable_source_trials_are_skipped_with_one_warning() -> None:
 def test_pruned_source_trials_are_kept_apart_from_the_complete_ones() -> None:
     # A pruned trial's partial curve places the rungs; it has no final value to train on.
     good = _source(12)
-    study = optuna.create_study(direction="maximize")
-    stopped = study.ask()
-    stopped.report(0.5, 1)
-    study.tell(stopped, state=TrialState.PRUNED)
+    stopped = optuna.trial.create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.5})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        pruner = SRPPruner(source_trials=good + study.trials)
+        pruner = SRPPruner(source_trials=[*good, stopped])
     assert pruner._source_trials == tuple(good)
-    assert pruner._source_pruned == (study.trials[0],)
+    assert pruner._source_pruned == (stopped,)
     # Another set of pruned trials is another source: its own check, its own drop.
     assert pruner._source_dropped_key != SRPPruner(source_trials=good)._source_dropped_key
 

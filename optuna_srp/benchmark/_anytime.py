@@ -101,9 +101,6 @@ DEFAULT_BUDGETS = (10.0, 25.0, 50.0, 100.0)
 SAMPLERS = ("random", "tpe")
 SOURCE_AWARE = ("srp",)
 """Pruner names whose constructor takes ``source_trials``."""
-SOURCE_HALVES = ("half", "pruned-half")
-"""The ``source`` values that take the other half of a ``split="half"`` corpus (and
-``pruned-half:PRUNER``)."""
 REFERENCE_BUDGET = 20.0
 """LC-PFN's reference: the regret no pruning has after this many full trainings."""
 
@@ -231,8 +228,8 @@ def run_anytime(
         progress: Show a progress bar.
         results_file: If given, append each study's result to it as a JSON line as it ends.
         split: ``"none"`` or ``"half"`` (see the module docstring).
-        source: ``None``, ``"half"``, ``"pruned-half"`` or a corpus whose configurations are
-            source trials.
+        source: ``None``, ``"half"``, ``"pruned-half"``, ``"pruned-half:PRUNER"`` or a
+            corpus whose configurations are source trials.
         early_stopping: ``None``, or the patience of the objective's own early stopping
             (:meth:`~optuna_srp.benchmark.Corpus.with_early_stopping`).
 
@@ -282,8 +279,8 @@ def anytime_study(
         sampler: ``"random"`` or ``"tpe"`` (see the module docstring).
         budgets: Budgets in full trainings.
         split: ``"none"``, or ``"half"`` to replay a random half (see the module docstring).
-        source: ``None``, ``"half"`` or ``"pruned-half"`` (the other half, with
-            ``split="half"``, see the module docstring) or a corpus: the
+        source: ``None``, ``"half"``, ``"pruned-half"`` or ``"pruned-half:PRUNER"`` (the
+            other half, with ``split="half"``, see the module docstring) or a corpus: the
             source trials of the pruners that take them.
         early_stopping: ``None``, or the patience of the objective's own early stopping,
             applied to the corpus (before the split) and to a source corpus
@@ -392,10 +389,10 @@ def anytime_study(
         "early_stopping": early_stopping,
         "source": source_corpus.name if label.endswith("+source") and source_corpus else None,
         "n_source": sum(t.state == TrialState.COMPLETE for t in source_list)
-        if label.endswith("+source") and source_list is not None
+        if source_list is not None
         else None,
         "n_source_pruned": sum(t.state == TrialState.PRUNED for t in source_list)
-        if label.endswith("+source") and source_list is not None
+        if source_list is not None
         else None,
         "source_pruner": old_pruner,
         # Whether the source check dropped the source (the key SRPPruner stores in the study).
@@ -432,7 +429,7 @@ def _with_source_label(spec: PrunerSpec) -> PrunerSpec:
 def _is_half(source: object) -> bool:
     """Whether ``source`` takes the other half of a ``split="half"`` corpus."""
     return isinstance(source, str) and (
-        source in SOURCE_HALVES or source.startswith("pruned-half:")
+        source in ("half", "pruned-half") or source.startswith("pruned-half:")
     )
 
 
