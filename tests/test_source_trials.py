@@ -414,10 +414,12 @@ def _own_study(pruner: SRPPruner, storage: object = None) -> optuna.Study:
     return study
 
 
-def test_a_source_from_another_problem_is_dropped_with_one_warning() -> None:
-    # Every source run ends 1.0 higher than the study's: the models it trains put the study's
-    # complete trials many standard deviations off, so the study decides without it.
-    source = _boosted(_source(40))
+@pytest.mark.parametrize("by", [1.0, -1.0])
+def test_a_source_from_another_problem_is_dropped_with_one_warning(by: float) -> None:
+    # Every source run ends 1.0 higher (or lower) than the study's: the models it trains put
+    # the study's complete trials many standard deviations off, so the study decides without
+    # it.
+    source = _boosted(_source(40), by)
     pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=source)
     study = _own_study(pruner)
     with pytest.warns(RuntimeWarning, match="dropped its source_trials") as record:
