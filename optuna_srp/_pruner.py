@@ -511,14 +511,7 @@ class SRPPruner(BasePruner):
                     f"before the models were ready ({len(complete)} of "
                     f"{self._n_startup_trials} complete trials)",
                 )
-            first_fraction = self._startup_rungs(study, state, complete)
-            placed = "where the first trials ranked as at a quarter"
-            if first_fraction is None:
-                first_fraction = startup_first_rung(study, trial)
-                placed = (
-                    "the early bracket: every other trial, until the first trials show where "
-                    "ranks settle"
-                )
+            first_fraction, placed = self._startup_first_rung(study, state, complete, trial)
             return self._rung_prune(study, trial, complete, first_fraction, placed)
         mean, std, probability, decision_step, fit = prediction
         decision, fresh_bar = self._decide(study, state, fit, trial, probability, decision_step)
@@ -528,19 +521,19 @@ class SRPPruner(BasePruner):
             trial,
             _Decision(decision, mean, std, probability, decision_step, step, fit, fresh_bar),
         )
-        first_fraction = self._early_rungs(study, fit, complete)
+        first, startup = self._early_rungs(study, state, fit, complete, trial)
         if decision.startswith("pruned"):
-            if first_fraction is not None:
+            if first is not None:
                 # A trial the models stop at a rung is still one of its peers, as in
                 # successive halving: were the peers only the trials the models kept, the
                 # rung's bar would rise with every stop of theirs, and the rung would stop
                 # runs that successive halving keeps (docs/benchmarks.md, issue 17).
                 with contextlib.suppress(_UpdateFinishedTrialError):
-                    rung_stops(study, trial, complete, _sign(study), first_fraction, True)
+                    rung_stops(study, trial, complete, _sign(study), first, True)
             return True
-        if first_fraction is None:
+        if first is None:
             return False
-        return self._rung_prune(study, trial, complete, first_fraction, None)
+        return self._rung_prune(study, trial, complete, first, startup)
 
     def _feeds_source_check(
         self,
@@ -734,41 +727,71 @@ class SRPPruner(BasePruner):
                 state.startup_rungs[longest] = fraction
         return fraction
 
+    def _startup_first_rung(
+        self,
+        study: Study,
+        state: _StudyState,
+        complete: Sequence[FrozenTrial],
+        trial: FrozenTrial,
+    ) -> tuple[float, str]:
+        """Where the start-up's rungs begin for ``trial``, and why there."""
+        first_fraction = self._startup_rungs(study, state, complete)
+        if first_fraction is not None:
+            return first_fraction, "where the first trials ranked as at a quarter"
+        return startup_first_rung(study, trial), (
+            "the early bracket: every other trial, until the first trials show where ranks settle"
+        )
+
     def _early_rungs(
-        self, study: Study, fit: _Fit, complete: Sequence[FrozenTrial]
-    ) -> float | None:
+        self,
+        study: Study,
+        state: _StudyState,
+        fit: _Fit,
+        complete: Sequence[FrozenTrial],
+        trial: FrozenTrial,
+    ) -> tuple[float | None, str | None]:
         """Where the rungs beside the models begin (:func:`early_rung_fraction`), or None: no
         rungs, the models decide alone (a rung at a quarter beside them cost the best ResNet:
-        .14 regret at 100 full trainings against .01, docs/benchmarks.md).
+        .14 regret at 100 full trainings against .01, docs/benchmarks.md); and, where the
+        start-up's rungs stand in, why they begin there (None otherwise).
 
         The evidence is the study's own trials once it has ``n_startup_trials`` complete ones,
         and before that the source trials, if they have the study's parameters (the names of
         its complete trials' parameters). How early ranks settle belongs to the training setup,
         which a re-tuned study shares; another search space is another setup: MetaQNN's curves
         would have put a ResNets study's rungs at its first epoch and lost its best run (regret
-        .31 at 100 full trainings against .01 without a source). ``wrapped_pruner`` replaces
-        every rung.
+        .31 at 100 full trainings against .01 without a source). A source needs as many
+        complete trials as the study's own evidence does (``n_startup_trials``): with fewer,
+        its "best five" are most of the runs its pruner let finish, which led early because it
+        kept only runs that led (an old study pruned by successive halving: 4-9 complete trials
+        on ResNets and LSTM, whose best runs start slowly, and rungs from the first report that
+        lost them). The start-up's rungs stand in until the study has its own: held-out
+        re-tuning from a successive-halving study, summed regret 6.01 against 6.21 and 2 cells
+        worse than without a source against 8 (docs/benchmarks.md, warm start).
+        ``wrapped_pruner`` replaces every rung.
         """
         if self._wrapped_pruner is not None:
-            return None
+            return None, None
         sign = _sign(study)
         if len(complete) >= self._n_startup_trials:
             with self._lock:
                 if fit.early_rungs is None:
                     trials = study.get_trials(deepcopy=False)
                     fit.early_rungs = (early_rung_fraction(trials, sign),)
-                return fit.early_rungs[0]
+                return fit.early_rungs[0], None
         # A dropped source never gets here: the models then wait for n_startup_trials own ones.
-        if not self._source_trials:
-            return None
-        if not self._same_setup(complete):
-            return None
+        if not self._source_trials or not self._same_setup(complete):
+            return None, None
+        if len(self._source_trials) < self._n_startup_trials:
+            first, placed = self._startup_first_rung(study, state, complete, trial)
+            n = len(self._source_trials)
+            return first, f"{placed} (the source's {n} complete trials are too few to place them)"
         with self._lock:
             if sign not in self._source_rungs:
                 self._source_rungs[sign] = early_rung_fraction(
                     self._source_trials + self._source_pruned, sign
                 )
-            return self._source_rungs[sign]
+            return self._source_rungs[sign], None
 
     def _same_setup(self, complete: Sequence[FrozenTrial]) -> bool:
         """Whether the source trials have the study's parameters (the names of its complete

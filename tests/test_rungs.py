@@ -357,20 +357,11 @@ def test_a_source_of_the_same_search_space_screens_at_its_early_rung(
 def test_a_pruned_source_s_stopped_trials_are_evidence_of_its_rungs(
     stopped_too: bool, rung: bool
 ) -> None:
-    # An earlier study that was pruned: its 8 best ran to the end, the 12 others were stopped
+    # An earlier study that was pruned: its 12 best ran to the end, the 8 others were stopped
     # at the 4th report. Its complete trials alone are too few to show where ranks settle;
     # with the stopped trials' curves, its best runs led from the first report.
     whole = _source(FINALS, n_steps=N_STEPS)
-    stopped = [
-        optuna.trial.create_trial(
-            state=TrialState.PRUNED,
-            params=t.params,
-            distributions=t.distributions,
-            intermediate_values={s: v for s, v in t.intermediate_values.items() if s <= 4},
-        )
-        for t in whole[:12]
-    ]
-    source = whole[12:] + (stopped if stopped_too else [])
+    source = whole[8:] + (_stopped(whole[:8]) if stopped_too else [])
     assert (early_rung_fraction(source, 1.0) == 1 / 256) is rung
     study = _study(source_trials=source)
     _rung_decisions(study, [0.9, 0.8], steps=[1])
@@ -378,6 +369,48 @@ def test_a_pruned_source_s_stopped_trials_are_evidence_of_its_rungs(
         t.user_attrs.get("srp:decision") for t in study.trials[2:] if t.intermediate_values
     ]
     assert (decisions[1] == "pruned:rung") is rung, decisions
+
+
+def _stopped(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials as pruned at their 4th report."""
+    return [
+        optuna.trial.create_trial(
+            state=TrialState.PRUNED,
+            params=t.params,
+            distributions=t.distributions,
+            intermediate_values={s: v for s, v in t.intermediate_values.items() if s <= 4},
+        )
+        for t in trials
+    ]
+
+
+@pytest.mark.parametrize("n_complete,rung", [(9, False), (10, True)])
+def test_a_source_places_rungs_only_with_as_many_complete_trials_as_the_study_needs(
+    n_complete: int, rung: bool
+) -> None:
+    # An earlier study pruned by successive halving: only runs that led went on, so its few
+    # complete trials led early whether or not the best runs of its setup do. With fewer
+    # complete trials than the study's own evidence needs (n_startup_trials, 10), the
+    # start-up's rungs stand in: an even-numbered trial meets only the quarter's.
+    whole = _source(FINALS, n_steps=N_STEPS)
+    source = whole[20 - n_complete :] + _stopped(whole[: 20 - n_complete])
+    assert early_rung_fraction(source, 1.0) == 1 / 256
+    study = _study(source_trials=source)
+    _rung_decisions(study, [0.9, 0.8], steps=[1])
+    decisions = [
+        t.user_attrs.get("srp:decision") for t in study.trials[2:] if t.intermediate_values
+    ]
+    assert (decisions[1] == "pruned:rung") is rung, decisions
+    # Odd-numbered trials meet the start-up's early bracket, and the reason says why.
+    for value in (0.95, 0.7):
+        if len(study.trials) % 2 == 0:
+            study.tell(study.ask(), state=TrialState.FAIL)
+        trial = study.ask({"x": FloatDistribution(0, 1)})
+        study._storage.set_trial_system_attr(trial._trial_id, FULL_KEY, False)
+        trial.report(value, 1)
+        assert trial.should_prune() is (value == 0.7)
+    reason = study._storage.get_trial(trial._trial_id).user_attrs["srp:reason"]
+    assert ("too few to place them" in reason) is not rung, reason
 
 
 @pytest.mark.parametrize(
