@@ -20,8 +20,9 @@ Where the evidence shows that ranks settle early, the rungs begin there instead 
 and no rung before a quarter where they do. Before the models are ready the evidence is the
 first trials that reached the quarter rung (:func:`startup_rung_fraction`: their ranks early
 on against their ranks at the quarter); afterwards, the study's best complete trials, or
-source trials of the same search space before it has its own (:func:`early_rung_fraction`:
-whether the best runs led early), and the rungs screen beside the models or not at all.
+source trials of the same search space before it has its own, if it has as many complete ones
+(:func:`early_rung_fraction`: whether the best runs led early), and the rungs screen beside
+the models or not at all.
 """
 
 from __future__ import annotations
