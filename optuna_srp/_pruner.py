@@ -763,11 +763,12 @@ class SRPPruner(BasePruner):
         .31 at 100 full trainings against .01 without a source). A source needs as many
         complete trials as the study's own evidence does (``n_startup_trials``): with fewer,
         its "best five" are most of the runs its pruner let finish, which led early because it
-        kept only runs that led (an old study pruned by successive halving: 4-9 complete trials
-        on ResNets and LSTM, whose best runs start slowly, and rungs from the first report that
-        lost them). The start-up's rungs stand in until the study has its own: held-out
-        re-tuning from a successive-halving study, summed regret 6.01 against 6.21 and 2 cells
-        worse than without a source against 8 (docs/benchmarks.md, warm start).
+        kept only runs that led (old studies pruned by successive halving left 2-9 complete
+        trials on held-out ResNets and LSTM halves, whose best runs start slowly, and rungs
+        from the first report that lost them). The start-up's rungs stand in until the study
+        has its own: held-out re-tuning from a successive-halving study, summed regret 6.01
+        against 6.21 and 2 cells worse than without a source against 8 (docs/benchmarks.md,
+        warm start).
         ``wrapped_pruner`` replaces every rung.
         """
         if self._wrapped_pruner is not None:
