@@ -566,34 +566,37 @@ class SRPPruner(BasePruner):
         startup: str | None,
     ) -> bool:
         """The rungs (:func:`rung_stops`), with the decision written to the trial
-        (``startup``: None beside the models, else why the start-up's rungs begin where they
-        do, before the models are ready)."""
+        (``startup``: None where the evidence of complete trials placed them, else why the
+        start-up's rungs begin where they do)."""
         try:
             if not rung_stops(study, trial, complete, _sign(study), first_fraction):
                 return False
         except _UpdateFinishedTrialError:
             return False  # another worker (e.g. a heartbeat check) has finished the trial
         step = trial.last_step
+        n_startup = self._n_startup_trials
         if startup is not None:
             fit = self._state(study).fit
-            if fit is not None and len(complete) >= self._n_startup_trials:
+            if fit is not None and len(complete) >= n_startup:
                 # The models could not read enough of them (e.g. extra_features failed).
                 why = (
                     f"start-up: the models could read {fit.n_readable} of the "
-                    f"{len(complete)} complete trials and need {self._n_startup_trials}"
+                    f"{len(complete)} complete trials and need {n_startup}"
+                )
+            elif fit is not None and fit.with_source and len(self._source_trials) < n_startup:
+                why = (
+                    f"start-up's rungs: the source's {len(self._source_trials)} complete trials "
+                    f"are too few to place them, and the study has {len(complete)} of "
+                    f"{n_startup} of its own"
                 )
             else:
-                why = (
-                    f"start-up: {len(complete)} of {self._n_startup_trials} complete trials "
-                    "for the models"
-                )
+                why = f"start-up: {len(complete)} of {n_startup} complete trials for the models"
             if first_fraction < RUNG_FRACTION:
                 why += f"; rungs from 1/{round(1 / first_fraction)} of the curve, {startup}"
         else:
             why = (
                 f"rungs from 1/{round(1 / first_fraction)} of the curve, where the best "
-                f"{'source' if len(complete) < self._n_startup_trials else 'complete'} "
-                "trials already led"
+                f"{'source' if len(complete) < n_startup else 'complete'} trials already led"
             )
         return _mark_pruned(
             study,
@@ -785,9 +788,7 @@ class SRPPruner(BasePruner):
         if not self._source_trials or not self._same_setup(complete):
             return None, None
         if len(self._source_trials) < self._n_startup_trials:
-            first, placed = self._startup_first_rung(study, state, complete, trial)
-            n = len(self._source_trials)
-            return first, f"{placed} (the source's {n} complete trials are too few to place them)"
+            return self._startup_first_rung(study, state, complete, trial)
         with self._lock:
             if sign not in self._source_rungs:
                 self._source_rungs[sign] = early_rung_fraction(

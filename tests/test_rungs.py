@@ -411,6 +411,8 @@ def test_a_source_places_rungs_only_with_as_many_complete_trials_as_the_study_ne
         assert trial.should_prune() is (value == 0.7)
     reason = study._storage.get_trial(trial._trial_id).user_attrs["srp:reason"]
     assert ("too few to place them" in reason) is not rung, reason
+    # The source's models decide beside those rungs: the reason does not say they wait.
+    assert "for the models" not in reason, reason
 
 
 @pytest.mark.parametrize(
