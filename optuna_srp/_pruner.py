@@ -302,8 +302,9 @@ class SRPPruner(BasePruner):
                 sampler=optuna.samplers.TPESampler(seed=0),
                 pruner=SRPPruner(seed=0),
             )
-            # Rungs decide until 10 trials are complete, the models after; each stopped
-            # trial's user attribute "srp:decision" names the rule (e.g. "pruned:model").
+            # Successive-halving rungs decide until 10 trials are complete; after, the
+            # models, with rungs beside them where the best runs led early. Each judged
+            # trial's user attribute "srp:decision" names the rule (e.g. "pruned:rung").
             study.optimize(objective, n_trials=60)
 
     Args:
@@ -1384,15 +1385,19 @@ class _Decision:
             return f"{head}{predicted}, {chance}, but among the best trials at this step"
         if rule == "end":
             return (
-                f"{head}half the complete trials had ended by this step, and the models "
-                f"judge no later one; {predicted}"
+                f"{head}at the step by which the complete trials end (half of them, at least), "
+                f"and the models judge no later one; {predicted}"
             )
         if rule == "reached-best":
             done = "beaten" if by else "reached"
             return f"{head}has already {done} the best complete value ({best}){by}; {predicted}"
-        if by:
-            return f"{head}ahead of the best complete trial ({best}){by} at this step; {predicted}"
-        return f"{head}level with the best complete trial ({best}) at this step; {predicted}"
+        # The incumbent's value at this step, which the trial's was compared with.
+        there = _fmt(_incumbent_value_at(self.fit, self.step) * sign)
+        ahead = f"ahead{by}" if by else "level or ahead"
+        return (
+            f"{head}{ahead} of the best complete trial at this step ({there} there; it ended at "
+            f"{best}); {predicted}"
+        )
 
 
 def _user_stacklevel() -> int:
@@ -1572,6 +1577,18 @@ def _level_with_incumbent(fit: _Fit, trial: FrozenTrial, step: int, sign: float)
         if i >= 0 and current >= values[i] + fit.margin:
             return True
     return False
+
+
+def _incumbent_value_at(fit: _Fit, step: int) -> float:
+    """The lowest value a best complete trial had at ``step`` (its last report at or before
+    it), higher is better: the value a trial at ``step`` was level with
+    (:func:`_level_with_incumbent`); -inf before their first reports."""
+    values = [
+        values[i]
+        for steps, _, values in fit.incumbent_curves
+        if (i := bisect.bisect_right(steps, step) - 1) >= 0
+    ]
+    return min(values, default=-math.inf)
 
 
 def _mark_pruned(study: Study, trial: FrozenTrial, decision: str, reason: str) -> bool:

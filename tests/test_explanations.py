@@ -72,6 +72,28 @@ def test_a_trial_that_reached_the_best_is_kept_and_says_so() -> None:
     assert attrs["srp:probability"] == 1.0
 
 
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_a_trial_level_with_the_incumbent_quotes_the_incumbent_s_value_at_its_step(
+    direction: Direction,
+) -> None:
+    study = optuna.create_study(direction=direction, pruner=SRPPruner(n_startup_trials=10))
+    add_complete_trials(study, 30)
+    best = study.best_trial
+    step = sorted(best.intermediate_values)[2]
+    there = best.intermediate_values[step]
+    trial = _ask(study, 0.0)
+    for s in sorted(best.intermediate_values)[:3]:
+        trial.report(best.intermediate_values[s], s)
+    assert not trial.should_prune()
+
+    attrs = study.trials[-1].user_attrs
+    assert attrs["srp:decision"] == "kept:incumbent"
+    reason = attrs["srp:reason"]
+    # The value the trial was level with is the incumbent's at this step, not its final.
+    assert f"({there:.4g} there; it ended at {study.best_value:.4g})" in reason, reason
+    assert there != study.best_value
+
+
 def test_attributes_are_written_when_the_decision_changes_only() -> None:
     study = optuna.create_study(
         direction="maximize", pruner=SRPPruner(n_startup_trials=10, seed=0)
