@@ -132,14 +132,16 @@ def main(argv: Sequence[str] | None = None) -> example.StudyResult:
     result = example.StudyResult(
         "srp", study, args.epochs, wall_time, prune_seconds.value, n_workers=len(processes)
     )
+    # This run's trials only: with load_if_exists, the study may hold an earlier run's.
     per_worker = Counter(
         t.user_attrs.get("worker")
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if t.number >= n_before
     )
     print()
     print(example.format_summary(result))
     print(
-        "trials per worker: "
+        "trials per worker in this run: "
         + ", ".join(f"{w}: {n}" for w, n in sorted(per_worker.items(), key=lambda x: str(x[0])))
     )
     return result

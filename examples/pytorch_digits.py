@@ -470,7 +470,12 @@ def format_summary(result: StudyResult) -> str:
         f"pruner: {PRUNER_LABELS.get(result.pruner, result.pruner)}",
         f"trials: {result.n_complete} completed, {result.n_pruned} pruned",
         f"epochs trained: {result.epochs_trained} of {result.epochs_without_pruning} without "
-        f"pruning ({result.speedup:.2f}x fewer)",
+        "pruning"
+        + (
+            f" ({result.speedup:.2f}x fewer)"
+            if result.epochs_trained < result.epochs_without_pruning
+            else ""
+        ),
     ]
     best = result.best_trial  # among the trials counted above, not those run after them
     if best is not None and best.value is not None:

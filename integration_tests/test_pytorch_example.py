@@ -170,6 +170,8 @@ def test_the_summary_s_best_is_among_the_trials_it_counts(example: ModuleType) -
 
     assert "trials: 2 completed, 0 pruned" in summary
     assert "best accuracy: 0.6000 (trial 1)" in summary
+    # Every trial ran to the end: nothing was saved, and it does not say "1.00x fewer".
+    assert "epochs trained: 4 of 4 without pruning\n" in summary, summary
 
 
 def test_distributed_workers_share_one_study(tmp_path: Path) -> None:
@@ -177,7 +179,7 @@ def test_distributed_workers_share_one_study(tmp_path: Path) -> None:
     args = ["--n-trials", "6", "--epochs", "3", "--storage", storage]
     out = _run(str(EXAMPLES / "distributed.py"), "--n-workers", "2", *args)
 
-    assert "epochs trained:" in out and "trials per worker:" in out
+    assert "epochs trained:" in out and "trials per worker in this run:" in out
     # The workers' time in should_prune() is measured, not left at zero.
     prune_s = re.search(r"deciding to prune ([0-9.]+) s, summed over 2 worker processes", out)
     assert prune_s is not None and float(prune_s.group(1)) > 0.0, out
@@ -196,6 +198,7 @@ def test_distributed_workers_share_one_study(tmp_path: Path) -> None:
     args[1] = "1"
     out = _run(str(EXAMPLES / "distributed.py"), "--n-workers", "1", *args)
     assert "6 earlier trials" in out
+    assert "trials per worker in this run: 0: 1\n" in out, out  # not the earlier run's
     assert len(optuna.load_study(study_name=study.study_name, storage=storage_obj).trials) == 7
 
 
