@@ -519,13 +519,17 @@ def _direction(units: _Units) -> StudyDirection:
     return StudyDirection.MAXIMIZE if units[0] > 0 else StudyDirection.MINIMIZE
 
 
-def _chance_source(n: int = 40, name: str = "x", units: _Units = _ACCURACY) -> list[FrozenTrial]:
-    """An earlier study of the same task: the runs with x > 0.8 learn, the others stay at
-    chance level, as most TaskSet runs do (``name``: what the parameter x is called there)."""
+def _chance_source(
+    n: int = 40, name: str = "x", units: _Units = _ACCURACY, learn_above: float = 0.8
+) -> list[FrozenTrial]:
+    """An earlier study of the same task: the runs with x > ``learn_above`` learn, the others
+    stay at chance level, as most TaskSet runs do (``name``: what the parameter x is called
+    there)."""
     study = optuna.create_study(direction=_direction(units))
     rng = np.random.default_rng(0)
     for x in np.linspace(0, 1, n):
-        values = dict(enumerate(curve(float(x), rng), start=1)) if x > 0.8 else _flat(rng)
+        learns = x > learn_above
+        values = dict(enumerate(curve(float(x), rng), start=1)) if learns else _flat(rng)
         values = _in(units, values)
         study.add_trial(
             optuna.trial.create_trial(
@@ -569,12 +573,18 @@ def _ten_reports(study: optuna.Study, x: float, values: dict[int, float]) -> tup
     return pruned, f"{attrs.get('srp:decision')}: {attrs.get('srp:reason')}"
 
 
-def test_with_a_source_a_run_level_with_an_incumbent_at_chance_is_pruned() -> None:
+@pytest.mark.parametrize("learn_above", [0.8, 0.93])
+def test_with_a_source_a_run_level_with_an_incumbent_at_chance_is_pruned(
+    learn_above: float,
+) -> None:
     # At step 10 the run is level with the best complete trial (.499 against its .497) and
     # below the median there (.501): without the margin the incumbent rule keeps it, and so
-    # every run at chance level. It can beat the best only by noise.
+    # every run at chance level. It can beat the best only by noise. Where under a tenth of
+    # the source's runs learn (3 of 40), its 10-90% range is the chance level's noise, and
+    # the margin's unit is how far its best twentieth got above the median instead.
     run = _flat(np.random.default_rng(2), {10: 0.499})
-    study = _study_at_chance(SRPPruner(seed=0, source_trials=_chance_source()))
+    source = _chance_source(learn_above=learn_above)
+    study = _study_at_chance(SRPPruner(seed=0, source_trials=source))
     pruned, why = _ten_reports(study, 0.15, run)
     assert pruned, why
     assert why.startswith("pruned:model: ") and "chance to beat the best (0.502) by 0.0" in why
