@@ -1381,8 +1381,9 @@ class _Decision:
         if rule == "model":
             if self.fresh_bar is not None:
                 return (
-                    f"{head}{predicted}, {chance}, less than its remaining steps would buy as "
-                    f"fresh trials ({_fmt_probability(self.fresh_bar)})"
+                    f"{head}{predicted}, {chance}, below the chance of a new best that its "
+                    f"remaining steps would buy spent on fresh trials "
+                    f"({_fmt_probability(self.fresh_bar)})"
                 )
             return f"{head}{predicted}, {chance}"
         if rule == "laggard":
