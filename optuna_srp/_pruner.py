@@ -998,6 +998,7 @@ class SRPPruner(BasePruner):
             target = encode_target(finals)
             # Standardised here, robustly, so that values near the float limits cannot overflow.
             target_center, target_scale = robust_center_scale(target)
+            margin_unit = _margin_unit(target, target_center, target_scale)
             target = (target - target_center) / target_scale
         best_final, incumbent_curves = self._incumbents(state, complete, sign)
         fit = _Fit(
@@ -1011,9 +1012,7 @@ class SRPPruner(BasePruner):
             target_scale=target_scale,
             best_final=best_final,
             margin=(
-                _SOURCE_MARGIN * _margin_unit(finals)
-                if source and self._same_setup(complete)
-                else 0.0
+                _SOURCE_MARGIN * margin_unit if source and self._same_setup(complete) else 0.0
             ),
             incumbent_curves=incumbent_curves,
             checkpoints=_geometric_subset(steps),
@@ -1405,7 +1404,8 @@ class _Decision:
             done = "beaten" if by else "reached"
             return f"{head}has already {done} the best complete value ({best}){by}; {predicted}"
         # The incumbent's value at this step, which the trial's was compared with.
-        there = _fmt(_incumbent_value_at(self.fit, self.step) * sign)
+        there_value = _incumbent_value_at(self.fit, self.step)
+        there = "none" if there_value is None else _fmt(there_value * sign)
         ahead = f"ahead{by}" if by else "level or ahead"
         return (
             f"{head}{ahead} of the best complete trial at this step ({there} there; it ended at "
@@ -1584,36 +1584,30 @@ def _level_with_incumbent(fit: _Fit, trial: FrozenTrial, step: int, sign: float)
     value = trial.intermediate_values.get(step)
     if value is None or not math.isfinite(value):
         return False
-    current = float(value) * sign
-    for steps, _, values in fit.incumbent_curves:
-        i = bisect.bisect_right(steps, step) - 1
-        if i >= 0 and current >= values[i] + fit.margin:
-            return True
-    return False
+    there = _incumbent_value_at(fit, step)
+    return there is not None and float(value) * sign >= there + fit.margin
 
 
-def _margin_unit(finals: np.ndarray) -> float:
-    """How far the runs that learned got (``finals``: final values, higher is better): the
-    10-90% range of :func:`robust_center_scale`, or where it is smaller (under a tenth of the
-    runs learned), the distance from the median up to the 95th percentile."""
-    with np.errstate(all="ignore"):  # values near the float limits are valid input
-        target = encode_target(finals)
-        center, scale = robust_center_scale(target)
-        finite = target[np.isfinite(target)]
-        top = float(np.percentile(finite, 95)) - center if finite.size else 0.0
+def _margin_unit(target: np.ndarray, center: float, scale: float) -> float:
+    """How far the runs that learned got (``target``: encoded final values, higher is better;
+    ``center``, ``scale``: their :func:`robust_center_scale`): the 10-90% range ``scale``, or
+    where it is smaller (under a tenth of the runs learned), the distance from the median up to
+    the 95th percentile. Call under ``np.errstate(all="ignore")``."""
+    finite = target[np.isfinite(target)]
+    top = float(np.percentile(finite, 95)) - center if finite.size else 0.0
     return max(scale, top)
 
 
-def _incumbent_value_at(fit: _Fit, step: int) -> float:
+def _incumbent_value_at(fit: _Fit, step: int) -> float | None:
     """The lowest value a best complete trial had at ``step`` (its last report at or before
-    it), higher is better: the value a trial at ``step`` was level with
-    (:func:`_level_with_incumbent`); -inf before their first reports."""
+    it), higher is better: the value a trial at ``step`` must reach to be level with the
+    incumbent (:func:`_level_with_incumbent`); None before their first reports."""
     values = [
         values[i]
         for steps, _, values in fit.incumbent_curves
         if (i := bisect.bisect_right(steps, step) - 1) >= 0
     ]
-    return min(values, default=-math.inf)
+    return min(values, default=None)
 
 
 def _mark_pruned(study: Study, trial: FrozenTrial, decision: str, reason: str) -> bool:
