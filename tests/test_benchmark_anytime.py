@@ -18,6 +18,7 @@ from optuna_srp.benchmark._corpus import load_corpus
 from optuna_srp.benchmark._pruners import parse_pruner_spec
 from optuna_srp.benchmark._replay import ordering_indices
 from optuna_srp.benchmark._report import anchor_tables
+from optuna_srp.benchmark._report import anytime_report
 from optuna_srp.benchmark._report import anytime_table
 from optuna_srp.benchmark._report import regret_trajectory
 from optuna_srp.benchmark._report import short_name
@@ -96,6 +97,48 @@ def test_regret_zero_once_the_best_configuration_completes(tmp_path: Path) -> No
     assert len(row["trials"]) == position + 1 and row["epochs_spent"] == (position + 1) * 4
 
 
+def test_workers_train_trials_at_once_and_share_the_budget(tmp_path: Path) -> None:
+    finals = [0.1 * i for i in range(10)]
+    corpus = load_corpus(make_corpus(tmp_path, finals))  # 4 steps a curve
+    order = ordering_indices(10, 0)
+    # One full training (4 steps): one worker has finished its first trial; three workers have
+    # spent the 4 steps on three trials that are still running, and return nothing yet.
+    one = anytime_study(corpus, NOP, budgets=[1.0, 3.0])
+    three = anytime_study(corpus, NOP, budgets=[1.0, 3.0], workers=3)
+    assert one["at_budget"][0]["found"] == pytest.approx(finals[order[0]])
+    assert math.isnan(three["at_budget"][0]["regret"])
+    assert three["at_budget"][0]["started"] == 3 and three["at_budget"][0]["finished"] == 0
+    # The incumbent counts what the running trials reported within the budget: reports are
+    # taken in worker order, so the 4th step is the first worker's second report.
+    f0, f1, f2 = (finals[i] for i in order[:3])
+    assert three["at_budget"][0]["incumbent"] == pytest.approx(max(f0 / 2, f1 / 4, f2 / 4))
+    # Three full trainings: the first three trials end together at 12 steps.
+    assert three["at_budget"][1]["finished"] == 3
+    assert three["at_budget"][1]["found"] == pytest.approx(max(finals[i] for i in order[:3]))
+    assert [t[4] for t in three["trials"]] == [10, 11, 12]
+    assert three["epochs_spent"] == 12 and three["workers"] == 3
+    assert [t[0] for t in three["trials"]] == [int(i) for i in order[:3]]
+    assert "workers" in one and all(len(t) == 4 for t in one["trials"])
+
+
+def test_workers_see_each_others_running_trials(tmp_path: Path) -> None:
+    # MedianPruner compares a trial with the complete trials only: while twelve trials run side
+    # by side none is complete, and none is stopped before its last report (the first worker's
+    # trial completes at that tick, and the others then meet its value); one after the other,
+    # the later ones meet the first ones' medians from their first report.
+    order = ordering_indices(12, 0)
+    finals = np.empty(12)
+    finals[order] = np.linspace(1.0, 0.1, 12)  # each trial worse than the ones before it
+    corpus = load_corpus(make_corpus(tmp_path, list(finals), n_steps=6))
+    median = parse_pruner_spec("median:n_startup_trials=1")
+    sequential = anytime_study(corpus, median, budgets=[100.0])
+    parallel = anytime_study(corpus, median, budgets=[100.0], workers=12)
+    assert any(t[1] < 6 for t in sequential["trials"])
+    assert all(t[1] == 6 for t in parallel["trials"])
+    assert parallel["trials"][0][2] == "C"
+    assert [t[4] for t in parallel["trials"]] == list(range(61, 73))
+
+
 def test_normalisation_over_the_corpus_with_minimize(tmp_path: Path) -> None:
     losses = [5.0, 3.0, 4.0, 1.0, 2.0]  # lower is better: best 1, median 3
     corpus = load_corpus(make_corpus(tmp_path, losses, direction="minimize"))
@@ -138,6 +181,32 @@ def test_trajectory_and_reference_factor() -> None:
     assert ref["regret"] == pytest.approx(0.5)
     assert ref["factors"]["median"] == pytest.approx(4 / 5)
     assert ref["factors"]["patient"] == pytest.approx(1.0)
+
+
+def test_trials_that_ran_at_once_count_when_they_ended(tmp_path: Path) -> None:
+    row = {
+        "sampler": "random",
+        "workers": 2,
+        "corpus": "c",
+        "pruner": "nop",
+        "ordering": 0,
+        "n_steps": 2,
+        "budgets": [2.0],
+        "true_best": 1.0,
+        "scale": 1.0,
+        # Trial 1 (the best) ended before trial 0, which started first.
+        "trials": [[0, 2, "C", 0.5, 4], [1, 2, "C", 1.0, 3]],
+    }
+    assert regret_trajectory(row, np.arange(1, 5)) == pytest.approx(
+        [math.nan, math.nan, 0.0, 0.0], nan_ok=True
+    )
+    # One worker and two are separate settings, never one table.
+    rng = np.random.default_rng(0)
+    corpus = load_corpus(make_corpus(tmp_path, list(rng.uniform(0, 1, 8))))
+    rows = [anytime_study(corpus, NOP, budgets=[2.0], workers=k) for k in (1, 2)]
+    text = anytime_report(rows)
+    assert "Sampler `random`: mean" in text and "Sampler `random, 2 workers`: mean" in text
+    assert text.index("Sampler `random`: mean") < text.index("Sampler `random, 2 workers`")
 
 
 def test_tables_cut_the_shared_prefixes_of_corpus_names() -> None:
@@ -204,6 +273,8 @@ def test_bad_arguments(tmp_path: Path) -> None:
         anytime_study(corpus, NOP, sampler="grid")
     with pytest.raises(ValueError, match="budgets"):
         anytime_study(corpus, NOP, budgets=[0.0])
+    with pytest.raises(ValueError, match="workers must be an integer of at least 1, got 0"):
+        anytime_study(corpus, NOP, workers=0)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -242,6 +313,8 @@ def test_anytime_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["anytime", str(corpus), "--budgets", "0", "--no-progress"]) == 2
     assert "--budgets" in capsys.readouterr().err
     assert main(["anytime", str(corpus), "--pruners", "magic", "--no-progress"]) == 2
+    assert main(["anytime", str(corpus), "--workers", "0", "--no-progress"]) == 2
+    assert "--workers must be at least 1, got 0" in capsys.readouterr().err
     assert main(["anytime", str(tmp_path / "missing.jsonl.gz"), "--no-progress"]) == 2
 
 

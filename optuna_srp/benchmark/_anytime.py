@@ -1,14 +1,24 @@
 """``anytime``: what each pruner's study returns for a fixed training budget (anytime regret).
 
-Users buy epochs, not trials. Each ordering replays a corpus as a real Optuna study, through the
-same objective as ``replay`` (:func:`~optuna_srp.benchmark._replay.play_trial`), until the
-largest budget is spent or the corpus runs out; then, at every budget, it asks what the study
-would return.
+Users buy epochs, not trials. Each ordering replays a corpus as a real Optuna study, as
+``replay`` does (each recorded value reported, ``should_prune()`` after each report, PRUNED
+when told), until the largest budget is spent or the corpus runs out; then, at every budget, it
+asks what the study would return.
 
 Budgets are in full trainings: ``B`` means ``B x T`` steps, ``T`` the longest curve of the
 corpus. Steps are counted in the order the trials ran (the replay is sequential); a trial that
 starts before a budget and ends after it is trained to its end, but it counts at that budget
 only for the secondary incumbent, with the steps it reported within the budget.
+
+Workers (``--workers K``, the distributed case): ``K`` trials train at once, as ``K`` workers
+sharing one study through its storage would, and each reports one step per tick, in worker
+order; a worker whose trial ends asks for the next one at once, and its first report comes a
+tick later. No new trial starts once the budget is spent; the running ones train to their end.
+The budget counts every worker's steps (GPU hours, not wall time), so ``K`` workers get the
+same budget as one; a trial counts at a budget once its last report is within it. Each pruner
+sees the other workers' running trials as it would through a shared storage, which is where
+asynchronous successive halving promotes the first trials to reach a rung against few peers.
+With ``K = 1`` this is the sequential replay.
 
 Metrics at a budget, all in the corpus's "higher is better" orientation:
 
@@ -57,6 +67,7 @@ budgets stay in full trainings of the longest recorded curve.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from collections.abc import Sequence
 import dataclasses
 import math
@@ -90,11 +101,11 @@ from optuna_srp.benchmark._replay import config_distributions
 from optuna_srp.benchmark._replay import create_replay_study
 from optuna_srp.benchmark._replay import load_inputs
 from optuna_srp.benchmark._replay import ordering_indices
-from optuna_srp.benchmark._replay import play_trial
 from optuna_srp.benchmark._replay import regret_scale
 from optuna_srp.benchmark._replay import resolve_pruner
 from optuna_srp.benchmark._replay import results_path
 from optuna_srp.benchmark._replay import run_studies
+from optuna_srp.benchmark._replay import tell_trial
 
 
 DEFAULT_BUDGETS = (10.0, 25.0, 50.0, 100.0)
@@ -139,6 +150,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "study of the other half left; 'pruned-half:PRUNER' for another pruner spec); or a "
         "corpus file whose configurations serve as an earlier study's; default none",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="K",
+        help="trials that train at once on one study, as K workers sharing its storage would "
+        "(one step each per tick; budgets count every worker's steps); default 1, sequential",
+    )
     add_early_stopping_argument(parser)
     add_output_arguments(parser)
 
@@ -154,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
     bad = [b for b in args.budgets if not (math.isfinite(b) and b > 0)]
     if bad:
         print(f"error: --budgets must be positive, got {bad[0]}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print(f"error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
         return 2
     source: Corpus | str | None = args.source
     if _is_half(args.source):
@@ -187,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         source=source,
         early_stopping=args.early_stopping,
+        workers=args.workers,
     )
     wall = time.perf_counter() - start
     text = _report.anytime_report(rows)
@@ -214,6 +237,7 @@ def run_anytime(
     split: str = "none",
     source: Corpus | str | None = None,
     early_stopping: int | None = None,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
     """Run an anytime study for every (corpus, pruner, ordering).
 
@@ -232,13 +256,14 @@ def run_anytime(
             corpus whose configurations are source trials.
         early_stopping: ``None``, or the patience of the objective's own early stopping
             (:meth:`~optuna_srp.benchmark.Corpus.with_early_stopping`).
+        workers: Trials that train at once in each study (see the module docstring).
 
     Returns:
         One result per study (see :func:`anytime_study`), sorted by corpus, pruner, ordering.
     """
     specs = [_with_source_label(s) if source is not None else s for s in specs]
     tasks = [
-        (ci, si, (specs[si], k, sampler, tuple(budgets), split, source, early_stopping))
+        (ci, si, (specs[si], k, sampler, tuple(budgets), split, source, early_stopping, workers))
         for ci in range(len(corpora))
         for si in range(len(specs))
         for k in range(first_ordering, first_ordering + orderings)
@@ -269,6 +294,7 @@ def anytime_study(
     split: str = "none",
     source: Corpus | str | None = None,
     early_stopping: int | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Replay one study until ``max(budgets)`` full trainings are spent, and measure it.
 
@@ -286,16 +312,18 @@ def anytime_study(
             applied to the corpus (before the split) and to a source corpus
             (:meth:`~optuna_srp.benchmark.Corpus.with_early_stopping`); the result's corpus is
             the one renamed there.
+        workers: Trials that train at once (see the module docstring); 1 is sequential.
 
     Returns:
         A JSON-serialisable dict: the settings; ``n_steps`` (T), ``true_best``, ``median_final``
         and ``scale`` (the regret's unit) of the corpus; ``at_budget``, the metrics of
         :func:`budget_metrics` at each budget; ``epochs_spent``; ``exhausted`` (the corpus ran
         out before the largest budget); and ``trials``, a list of ``[config id, steps trained,
-        "C"|"P"|"F", final value (higher is better) or None]`` in trial order.
+        "C"|"P"|"F", final value (higher is better) or None]`` in trial order, with workers
+        a fifth item: the steps spent (every worker's) when the trial ended.
 
     Raises:
-        ValueError: If ``sampler`` or a budget is invalid.
+        ValueError: If ``sampler``, a budget or ``workers`` is invalid.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -303,6 +331,8 @@ def anytime_study(
         raise ValueError(f"budgets must be positive numbers, got {list(budgets)}")
     if split not in ("none", "half"):
         raise ValueError(f"split must be 'none' or 'half', got {split!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer of at least 1, got {workers!r}")
     if _is_half(source) and split != "half":
         raise ValueError(f"source={source!r} needs split='half'")
     source_corpus: Corpus | None = source if isinstance(source, Corpus) else None
@@ -346,30 +376,39 @@ def anytime_study(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     start = time.perf_counter()
     played: list[Config] = []
-    trials: list[list[Any]] = []
-    spent = 0
+
+    def start_trial() -> tuple[optuna.Trial, Config]:
+        if chooser is None:
+            config = corpus.configs[order[len(played)]]
+            study.enqueue_trial(dict(config.params))
+            trial = study.ask(fixed_distributions=config_distributions(corpus, config))
+        else:
+            trial = study.ask(fixed_distributions=chooser.common_distributions)
+            config = chooser.config_of(trial.number)
+            for name, dist in config_distributions(corpus, config).items():
+                _suggest(trial, name, dist)  # the parameters not every config has
+        played.append(config)
+        return trial, config
+
     with warnings.catch_warnings():
         # Wilcoxon warns on NaN; Optuna on FAIL; SRPPruner on a failed fit. None matter here.
         warnings.simplefilter("ignore")
         study = create_replay_study(
             corpus, f"{label}|{sampler}|{ordering}", instance, study_sampler
         )
-        while spent < limit and len(played) < len(corpus.configs):
-            if chooser is None:
-                config = corpus.configs[order[len(played)]]
-                study.enqueue_trial(dict(config.params))
-                trial = study.ask(fixed_distributions=config_distributions(corpus, config))
-            else:
-                trial = study.ask(fixed_distributions=chooser.common_distributions)
-                config = chooser.config_of(trial.number)
-                for name, dist in config_distributions(corpus, config).items():
-                    _suggest(trial, name, dist)  # the parameters not every config has
-            n_run, state = play_trial(study, trial, config, steps)
-            spent += n_run
-            played.append(config)
-            final = config.final * corpus.sign
-            trials.append([config.id, n_run, state, final if math.isfinite(final) else None])
+        played_trials = play_workers(
+            study, start_trial, steps, workers, limit, len(corpus.configs)
+        )
     wall = time.perf_counter() - start
+    spent = sum(len(p.report_ends) for p in played_trials)
+    trials: list[list[Any]] = []
+    for p in played_trials:
+        final = p.config.final * corpus.sign
+        trials.append(
+            [p.config.id, len(p.report_ends), p.state, final if math.isfinite(final) else None]
+        )
+        if workers > 1:
+            trials[-1].append(p.report_ends[-1])
 
     finals = corpus.finals() * corpus.sign
     finite = finals[np.isfinite(finals)]
@@ -378,6 +417,7 @@ def anytime_study(
     curves = [c.curve * corpus.sign for c in played]
     steps_run = [t[1] for t in trials]
     completed = [t[2] == "C" for t in trials]
+    report_ends = [p.report_ends for p in played_trials]
     return {
         "kind": "anytime",
         "corpus": corpus.name,
@@ -386,6 +426,7 @@ def anytime_study(
         "sampler": sampler,
         "ordering": ordering,
         "split": split,
+        "workers": workers,
         "early_stopping": early_stopping,
         "source": source_corpus.name if label.endswith("+source") and source_corpus else None,
         "n_source": sum(t.state == TrialState.COMPLETE for t in source_list)
@@ -410,7 +451,9 @@ def anytime_study(
         "scale": scale,
         "budgets": [float(b) for b in budgets],
         "at_budget": [
-            budget_metrics(curves, steps_run, completed, b * n_steps, true_best, scale)
+            budget_metrics(
+                curves, steps_run, completed, b * n_steps, true_best, scale, report_ends
+            )
             for b in budgets
         ],
         "epochs_spent": spent,
@@ -418,6 +461,58 @@ def anytime_study(
         "wall_s": wall,
         "trials": trials,
     }
+
+
+@dataclasses.dataclass
+class PlayedTrial:
+    """A trial of :func:`play_workers`: its configuration, the steps spent (every worker's)
+    after each of its reports, and how it ended (``"C"``, ``"P"``, ``"F"``; ``"?"`` while
+    running)."""
+
+    config: Config
+    trial: optuna.Trial
+    report_ends: list[int] = dataclasses.field(default_factory=list)
+    state: str = "?"
+
+
+def play_workers(
+    study: Study,
+    start_trial: Callable[[], tuple[optuna.Trial, Config]],
+    steps: Sequence[int],
+    workers: int,
+    limit: float,
+    n_configs: int,
+) -> list[PlayedTrial]:
+    """Train trials ``workers`` at a time until ``limit`` steps are spent or ``n_configs``
+    trials have started (see the module docstring); returns them in the order they started.
+
+    Each tick, every idle worker starts a trial (``start_trial``: ask the study, return the
+    trial and its configuration), unless the budget is spent or the configurations are used up;
+    then every running trial, in worker order, reports its next value and asks
+    ``should_prune()``, and is told when pruned or at its curve's end.
+    """
+    played: list[PlayedTrial] = []
+    running: list[PlayedTrial | None] = [None] * workers
+    spent = 0
+    while True:
+        for w in range(workers):
+            if running[w] is None and spent < limit and len(played) < n_configs:
+                trial, config = start_trial()
+                running[w] = PlayedTrial(config, trial)
+                played.append(running[w])  # type: ignore[arg-type]
+        if all(p is None for p in running):
+            return played
+        for w, p in enumerate(running):
+            if p is None:
+                continue
+            i = len(p.report_ends)
+            p.trial.report(float(p.config.curve[i]), steps[i])
+            spent += 1
+            p.report_ends.append(spent)
+            pruned = p.trial.should_prune()
+            if pruned or i + 1 == p.config.curve.size:
+                p.state = tell_trial(study, p.trial, p.config, pruned)
+                running[w] = None
 
 
 def _with_source_label(spec: PrunerSpec) -> PrunerSpec:
@@ -513,8 +608,9 @@ def budget_metrics(
     budget_steps: float,
     true_best: float,
     scale: float,
+    report_ends: Sequence[Sequence[int]] | None = None,
 ) -> dict[str, Any]:
-    """What a sequential study returns after ``budget_steps`` steps.
+    """What a study returns after ``budget_steps`` steps.
 
     Args:
         curves: Each trial's recorded curve in trial order, higher is better, NaN if diverged.
@@ -523,25 +619,35 @@ def budget_metrics(
         budget_steps: The budget in steps.
         true_best: The corpus's best final value (higher is better).
         scale: The regret's unit (``true best - median final``).
+        report_ends: The steps spent (every worker's) after each report of each trial, where
+            trials ran at once (:func:`play_workers`); None for a sequential study, whose
+            trials ran one after the other in the order given.
 
     Returns:
         ``regret``, ``found``, ``hit``, ``started``, ``finished``, ``incumbent`` and
         ``incumbent_regret`` as in the module docstring; NaN where undefined.
     """
     run = np.asarray(steps_run, dtype=np.int64)
-    ends = np.cumsum(run)
-    starts = ends - run
+    if report_ends is None:
+        ends = np.cumsum(run)
+        report_ends = [range(e - n + 1, e + 1) for e, n in zip(ends.tolist(), run.tolist())]
+    # A trial started when its first step began, one step before its first report ended.
+    starts = np.array([r[0] - 1 if len(r) else math.inf for r in report_ends], dtype=np.float64)
+    ends = np.array([r[-1] if len(r) else math.inf for r in report_ends], dtype=np.float64)
     finished = ends <= budget_steps
     found = math.nan
     incumbent = math.nan
-    for curve, n_run, start, done, complete in zip(curves, run, starts, finished, completed):
+    for curve, reports, start, done, complete in zip(
+        curves, report_ends, starts, finished, completed
+    ):
         if start >= budget_steps:
-            break
-        seen = np.asarray(curve[: int(min(n_run, budget_steps - start))], dtype=np.float64)
+            continue
+        n_seen = int(np.searchsorted(np.asarray(reports), budget_steps, side="right"))
+        seen = np.asarray(curve[:n_seen], dtype=np.float64)
         seen = seen[np.isfinite(seen)]
         if seen.size:
             incumbent = float(seen.max()) if math.isnan(incumbent) else max(incumbent, seen.max())
-        final = float(curve[n_run - 1]) if n_run else math.nan
+        final = float(curve[len(reports) - 1]) if len(reports) else math.nan
         if done and complete and math.isfinite(final):
             found = final if math.isnan(found) else max(found, final)
     tol = 1e-9 * max(1.0, abs(true_best)) if math.isfinite(true_best) else 0.0

@@ -476,13 +476,19 @@ def play_trial(
             durations.append(time.perf_counter() - t0)
         if pruned:
             break
+    return n_run, tell_trial(study, trial, config, pruned)
+
+
+def tell_trial(study: optuna.Study, trial: optuna.Trial, config: Config, pruned: bool) -> str:
+    """Tell the study how ``trial`` ended: PRUNED if ``pruned``, else ``config``'s final value,
+    or FAIL when that is not finite (a diverged run); returns ``"C"``, ``"P"`` or ``"F"``."""
     if pruned:
         frozen = study.tell(trial, state=TrialState.PRUNED)
     elif math.isfinite(config.final):
         frozen = study.tell(trial, config.final)
     else:
         frozen = study.tell(trial, state=TrialState.FAIL)
-    return n_run, _STATE_CODES.get(frozen.state, "?")
+    return _STATE_CODES.get(frozen.state, "?")
 
 
 def regret_scale(finals: np.ndarray) -> float:

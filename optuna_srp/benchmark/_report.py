@@ -424,7 +424,7 @@ def aggregate_anytime(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["sampler"], r["corpus"], r["pruner"]), []).append(r)
+        groups.setdefault((_setting(r), r["corpus"], r["pruner"]), []).append(r)
     out = []
     for (sampler, corpus, pruner), rs in sorted(
         groups.items(), key=lambda kv: _anytime_key(*kv[0])
@@ -466,9 +466,16 @@ def regret_trajectory(row: dict[str, Any], grid: np.ndarray) -> np.ndarray:
     )
     if not run.size:
         return np.full(len(grid), math.nan)
+    if row.get("workers", 1) == 1:
+        ended = np.cumsum(run)  # one after the other, in trial order
+    else:
+        # Trials that ran at once each record the steps spent (every worker's) when they ended.
+        ended = np.array([t[4] for t in row["trials"]], dtype=np.int64)
+        in_order = np.argsort(ended, kind="stable")
+        ended, finals = ended[in_order], finals[in_order]
     best = np.maximum.accumulate(finals)
     regret = np.where(np.isfinite(best), (row["true_best"] - best) / row["scale"], math.nan)
-    done = np.searchsorted(np.cumsum(run), grid, side="right") - 1
+    done = np.searchsorted(ended, grid, side="right") - 1
     return np.where(done >= 0, regret[np.maximum(done, 0)], math.nan)
 
 
@@ -479,7 +486,7 @@ def mean_trajectories(
     every ordering on it (orderings x grid)."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["sampler"], r["corpus"], r["pruner"]), []).append(r)
+        groups.setdefault((_setting(r), r["corpus"], r["pruner"]), []).append(r)
     out = {}
     for key, rs in groups.items():
         end = max(int(math.ceil(max(r["budgets"]) * r["n_steps"])) for r in rs)
@@ -538,7 +545,7 @@ def anytime_report(rows: Sequence[dict[str, Any]], reference: float = 20.0) -> s
     parts = []
     for sampler in sorted({s["sampler"] for s in summary}, key=_sampler_rank):
         ss = [s for s in summary if s["sampler"] == sampler]
-        seeds = sorted({r["ordering"] for r in rows if r["sampler"] == sampler})
+        seeds = sorted({r["ordering"] for r in rows if _setting(r) == sampler})
         parts.append(
             f"#### Sampler `{sampler}`: mean normalized regret of the best complete trial "
             f"(lowest in bold), {len(seeds)} ordering{'s' * (len(seeds) != 1)} "
@@ -797,12 +804,21 @@ def _pyplot() -> Any:
     return plt
 
 
-def _anytime_key(sampler: str, corpus: str, pruner: str) -> tuple[int, str, int, str]:
+def _anytime_key(sampler: str, corpus: str, pruner: str) -> tuple[tuple[int, int], str, int, str]:
     return (_sampler_rank(sampler),) + _group_order(corpus, pruner)
 
 
-def _sampler_rank(sampler: str) -> int:
-    return _SAMPLER_ORDER.index(sampler) if sampler in _SAMPLER_ORDER else len(_SAMPLER_ORDER)
+def _setting(row: dict[str, Any]) -> str:
+    """The sampler of an ``anytime`` row, with its workers where trials ran at once: rows of
+    different settings are never compared in one table."""
+    workers = row.get("workers", 1)
+    return row["sampler"] if workers == 1 else f"{row['sampler']}, {workers} workers"
+
+
+def _sampler_rank(setting: str) -> tuple[int, int]:
+    sampler, _, workers = setting.partition(", ")
+    rank = _SAMPLER_ORDER.index(sampler) if sampler in _SAMPLER_ORDER else len(_SAMPLER_ORDER)
+    return rank, int(workers.split()[0]) if workers else 1
 
 
 def _ranges(values: Sequence[int]) -> str:
