@@ -67,7 +67,6 @@ budgets stay in full trainings of the longest recorded curve.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from collections.abc import Sequence
 import dataclasses
 import math
@@ -101,11 +100,11 @@ from optuna_srp.benchmark._replay import config_distributions
 from optuna_srp.benchmark._replay import create_replay_study
 from optuna_srp.benchmark._replay import load_inputs
 from optuna_srp.benchmark._replay import ordering_indices
+from optuna_srp.benchmark._replay import play_workers
 from optuna_srp.benchmark._replay import regret_scale
 from optuna_srp.benchmark._replay import resolve_pruner
 from optuna_srp.benchmark._replay import results_path
 from optuna_srp.benchmark._replay import run_studies
-from optuna_srp.benchmark._replay import tell_trial
 
 
 DEFAULT_BUDGETS = (10.0, 25.0, 50.0, 100.0)
@@ -461,58 +460,6 @@ def anytime_study(
         "wall_s": wall,
         "trials": trials,
     }
-
-
-@dataclasses.dataclass
-class PlayedTrial:
-    """A trial of :func:`play_workers`: its configuration, the steps spent (every worker's)
-    after each of its reports, and how it ended (``"C"``, ``"P"``, ``"F"``; ``"?"`` while
-    running)."""
-
-    config: Config
-    trial: optuna.Trial
-    report_ends: list[int] = dataclasses.field(default_factory=list)
-    state: str = "?"
-
-
-def play_workers(
-    study: Study,
-    start_trial: Callable[[], tuple[optuna.Trial, Config]],
-    steps: Sequence[int],
-    workers: int,
-    limit: float,
-    n_configs: int,
-) -> list[PlayedTrial]:
-    """Train trials ``workers`` at a time until ``limit`` steps are spent or ``n_configs``
-    trials have started (see the module docstring); returns them in the order they started.
-
-    Each tick, every idle worker starts a trial (``start_trial``: ask the study, return the
-    trial and its configuration), unless the budget is spent or the configurations are used up;
-    then every running trial, in worker order, reports its next value and asks
-    ``should_prune()``, and is told when pruned or at its curve's end.
-    """
-    played: list[PlayedTrial] = []
-    running: list[PlayedTrial | None] = [None] * workers
-    spent = 0
-    while True:
-        for w in range(workers):
-            if running[w] is None and spent < limit and len(played) < n_configs:
-                trial, config = start_trial()
-                running[w] = PlayedTrial(config, trial)
-                played.append(running[w])  # type: ignore[arg-type]
-        if all(p is None for p in running):
-            return played
-        for w, p in enumerate(running):
-            if p is None:
-                continue
-            i = len(p.report_ends)
-            p.trial.report(float(p.config.curve[i]), steps[i])
-            spent += 1
-            p.report_ends.append(spent)
-            pruned = p.trial.should_prune()
-            if pruned or i + 1 == p.config.curve.size:
-                p.state = tell_trial(study, p.trial, p.config, pruned)
-                running[w] = None
 
 
 def _with_source_label(spec: PrunerSpec) -> PrunerSpec:

@@ -36,6 +36,8 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from concurrent.futures import as_completed
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from dataclasses import field
 import json
 import math
 import os
@@ -367,18 +369,22 @@ def replay_study(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     start = time.perf_counter()
     durations: list[float] = []
-    trials: list[list[Any]] = []
     with warnings.catch_warnings():
         # Wilcoxon warns on NaN; Optuna on FAIL; SRPPruner on a failed fit. None matter here.
         warnings.simplefilter("ignore")
         study = create_replay_study(
             corpus, f"{label}|{ordering}", instance, optuna.samplers.RandomSampler(seed=ordering)
         )
-        for config in configs:
+
+        queue = iter(configs)
+
+        def start_trial() -> tuple[optuna.Trial, Config]:
+            config = next(queue)
             study.enqueue_trial(dict(config.params))
-            trial = study.ask(fixed_distributions=config_distributions(corpus, config))
-            n_run, state = play_trial(study, trial, config, steps, durations)
-            trials.append([config.id, n_run, state])
+            return study.ask(fixed_distributions=config_distributions(corpus, config)), config
+
+        played = play_workers(study, start_trial, steps, 1, math.inf, len(configs), durations)
+    trials = [[p.config.id, len(p.report_ends), p.state] for p in played]
     wall = time.perf_counter() - start
 
     metrics = study_metrics(
@@ -443,43 +449,68 @@ def config_distributions(corpus: Corpus, config: Config) -> dict[str, BaseDistri
     return {name: corpus.distributions[name] for name in config.params}
 
 
-def play_trial(
+@dataclass
+class PlayedTrial:
+    """A trial of :func:`play_workers`: its configuration, the steps spent (every worker's)
+    after each of its reports, and how it ended (``"C"``, ``"P"``, ``"F"``; ``"?"`` while
+    running)."""
+
+    config: Config
+    trial: optuna.Trial
+    report_ends: list[int] = field(default_factory=list)
+    state: str = "?"
+
+
+def play_workers(
     study: optuna.Study,
-    trial: optuna.Trial,
-    config: Config,
+    start_trial: Callable[[], tuple[optuna.Trial, Config]],
     steps: Sequence[int],
+    workers: int,
+    limit: float,
+    n_configs: int,
     durations: list[float] | None = None,
-) -> tuple[int, str]:
-    """Report ``config``'s curve to ``trial`` until the pruner stops it, then tell the study.
+) -> list[PlayedTrial]:
+    """Train trials ``workers`` at a time until ``limit`` steps are spent or ``n_configs``
+    trials have started (workers as in :mod:`optuna_srp.benchmark._anytime`); returns them in
+    the order they started.
 
-    The trial is told PRUNED when ``should_prune()`` says so, else the last value, or FAIL
-    when that value is not finite (a diverged run).
-
-    Args:
-        study: The study that asked ``trial``.
-        trial: The running trial.
-        config: The configuration whose recorded curve is reported.
-        steps: The step number of each curve value.
-        durations: If given, the seconds of each ``should_prune()`` call are appended to it.
-
-    Returns:
-        The steps trained and the final state, ``"C"``, ``"P"`` or ``"F"``.
+    Each tick, every idle worker starts a trial (``start_trial``: ask the study, return the
+    trial and its configuration), unless the budget is spent or the configurations are used up;
+    then every running trial, in worker order, reports its next value and asks
+    ``should_prune()``, and is told when pruned or at its curve's end (PRUNED, its final
+    value, or FAIL when that is not finite: a diverged run). With one worker, each trial
+    trains to its end before the next starts. ``durations``, if given, gets the seconds of
+    each ``should_prune()`` call.
     """
-    n_run = 0
-    pruned = False
-    for step, value in zip(steps, config.curve):
-        trial.report(float(value), step)
-        n_run += 1
-        t0 = time.perf_counter()
-        pruned = trial.should_prune()
-        if durations is not None:
-            durations.append(time.perf_counter() - t0)
-        if pruned:
-            break
-    return n_run, tell_trial(study, trial, config, pruned)
+    played: list[PlayedTrial] = []
+    running: list[PlayedTrial | None] = [None] * workers
+    spent = 0
+    while True:
+        for w in range(workers):
+            if running[w] is None and spent < limit and len(played) < n_configs:
+                trial, config = start_trial()
+                started = PlayedTrial(config, trial)
+                running[w] = started
+                played.append(started)
+        if all(p is None for p in running):
+            return played
+        for w, p in enumerate(running):
+            if p is None:
+                continue
+            i = len(p.report_ends)
+            p.trial.report(float(p.config.curve[i]), steps[i])
+            spent += 1
+            p.report_ends.append(spent)
+            t0 = time.perf_counter()
+            pruned = p.trial.should_prune()
+            if durations is not None:
+                durations.append(time.perf_counter() - t0)
+            if pruned or i + 1 == p.config.curve.size:
+                p.state = _tell(study, p.trial, p.config, pruned)
+                running[w] = None
 
 
-def tell_trial(study: optuna.Study, trial: optuna.Trial, config: Config, pruned: bool) -> str:
+def _tell(study: optuna.Study, trial: optuna.Trial, config: Config, pruned: bool) -> str:
     """Tell the study how ``trial`` ended: PRUNED if ``pruned``, else ``config``'s final value,
     or FAIL when that is not finite (a diverged run); returns ``"C"``, ``"P"`` or ``"F"``."""
     if pruned:
