@@ -365,8 +365,8 @@ def anytime_study(
     limit = max(budgets) * n_steps
     steps = corpus.step_values
     chooser: NearestUnusedSampler | None = None
+    queue = iter(ordering_indices(len(corpus.configs), ordering) if sampler == "random" else [])
     if sampler == "random":
-        order = ordering_indices(len(corpus.configs), ordering)
         study_sampler: BaseSampler = optuna.samplers.RandomSampler(seed=ordering)
     else:
         chooser = NearestUnusedSampler(corpus, optuna.samplers.TPESampler(seed=ordering))
@@ -374,11 +374,10 @@ def anytime_study(
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     start = time.perf_counter()
-    played: list[Config] = []
 
     def start_trial() -> tuple[optuna.Trial, Config]:
         if chooser is None:
-            config = corpus.configs[order[len(played)]]
+            config = corpus.configs[next(queue)]
             study.enqueue_trial(dict(config.params))
             trial = study.ask(fixed_distributions=config_distributions(corpus, config))
         else:
@@ -386,7 +385,6 @@ def anytime_study(
             config = chooser.config_of(trial.number)
             for name, dist in config_distributions(corpus, config).items():
                 _suggest(trial, name, dist)  # the parameters not every config has
-        played.append(config)
         return trial, config
 
     with warnings.catch_warnings():
@@ -413,7 +411,7 @@ def anytime_study(
     finite = finals[np.isfinite(finals)]
     true_best = float(finite.max()) if finite.size else math.nan
     scale = regret_scale(finals)
-    curves = [c.curve * corpus.sign for c in played]
+    curves = [p.config.curve * corpus.sign for p in played_trials]
     steps_run = [t[1] for t in trials]
     completed = [t[2] == "C" for t in trials]
     report_ends = [p.report_ends for p in played_trials]
@@ -579,8 +577,8 @@ def budget_metrics(
         ends = np.cumsum(run)
         report_ends = [range(e - n + 1, e + 1) for e, n in zip(ends.tolist(), run.tolist())]
     # A trial started when its first step began, one step before its first report ended.
-    starts = np.array([r[0] - 1 if len(r) else math.inf for r in report_ends], dtype=np.float64)
-    ends = np.array([r[-1] if len(r) else math.inf for r in report_ends], dtype=np.float64)
+    starts = np.array([r[0] - 1 for r in report_ends])
+    ends = np.array([r[-1] for r in report_ends])
     finished = ends <= budget_steps
     found = math.nan
     incumbent = math.nan
@@ -594,7 +592,7 @@ def budget_metrics(
         seen = seen[np.isfinite(seen)]
         if seen.size:
             incumbent = float(seen.max()) if math.isnan(incumbent) else max(incumbent, seen.max())
-        final = float(curve[len(reports) - 1]) if len(reports) else math.nan
+        final = float(curve[len(reports) - 1])
         if done and complete and math.isfinite(final):
             found = final if math.isnan(found) else max(found, final)
     tol = 1e-9 * max(1.0, abs(true_best)) if math.isfinite(true_best) else 0.0
