@@ -164,7 +164,8 @@ def rung_stops(
     first_fraction: float = RUNG_FRACTION,
     record_only: bool = False,
 ) -> bool:
-    """Whether the rungs stop ``trial`` (``complete``: the study's complete trials;
+    """Whether the rungs stop ``trial`` (``complete``: the complete trials whose longest curve
+    places the rungs, the study's, or a source's before the study has one;
     ``sign``: 1 to maximise, -1 to minimise; ``first_fraction``: where the first rung is, as a
     fraction of the curve, see :func:`early_rung_fraction`; ``record_only``: ``trial`` was
     stopped by another rule, and only records its values at the rungs it reached, as a peer
@@ -183,8 +184,8 @@ def rung_stops(
     regret 6.59 against 6.66 on random orderings 0-9 and 6.89 against 7.12 held out, most of
     it at 10 full trainings on TaskSet (docs/benchmarks.md, issue 17). None past a quarter: a
     rung at the whole curve would stop trials that have cost all their steps and throw away
-    the complete curves the models need. No trial meets a rung before one is complete, and
-    each meets each rung once (at its first check at or past it).
+    the complete curves the models need. No trial meets a rung before a trial of ``complete``
+    is, and each meets each rung once (at its first check at or past it).
     """
     step = trial.last_step
     assert step is not None

@@ -609,3 +609,33 @@ def test_a_source_of_another_search_space_sets_no_margin() -> None:
     study = _study_at_chance(SRPPruner(seed=0, source_trials=source))
     pruned, why = _ten_reports(study, 0.15, run)
     assert not pruned and why.startswith("kept:incumbent: "), why
+
+
+@pytest.mark.parametrize("source", ["same space", "none", "another space"])
+def test_the_source_places_the_rungs_before_the_first_complete_trial(source: str) -> None:
+    # Three workers start at once: nothing is complete yet, and without a source nothing
+    # tells where a rung is; with one of the same search space, the worst of the three is
+    # stopped at the rung the source's curves place (a quarter of them: the 5th of 20
+    # reports), in the top quarter of nothing but the first there. Another search space is
+    # another setup, which places no rung.
+    with_source = source == "same space"
+    pruner = SRPPruner(source_trials=None if source == "none" else _source(40))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    trials = [study.ask() for _ in range(3)]
+    curves = [curve(x, np.random.default_rng(0)) for x in (0.3, 0.7, 0.05)]
+    for trial in trials:
+        trial.suggest_float("x", 0, 1)
+        if source == "another space":
+            trial.suggest_float("dropout", 0, 1)
+    stopped_at: list[int | None] = [None, None, None]
+    for step in range(1, N_STEPS // 2 + 1):
+        for i, trial in enumerate(trials):
+            if stopped_at[i] is None:
+                trial.report(curves[i][step - 1], step)
+                if trial.should_prune():
+                    stopped_at[i] = step
+    assert stopped_at == [None, None, 5 if with_source else None]
+    if with_source:
+        attrs = study.trials[2].user_attrs
+        assert attrs["srp:decision"] == "pruned:rung"
+        assert "the source trials' curves" in attrs["srp:reason"]
