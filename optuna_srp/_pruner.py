@@ -605,7 +605,10 @@ class SRPPruner(BasePruner):
         step = trial.last_step
         n_startup = self._n_startup_trials
         if by_source:
-            why = "placed on the source trials' curves: the study has no complete trial yet"
+            why = (
+                "its step placed by the source trials' curves, as the study has no complete "
+                "trial yet"
+            )
             if startup is not None and first_fraction < RUNG_FRACTION:
                 why += f"; from 1/{round(1 / first_fraction)} of the curve, {startup}"
         elif startup is not None:
