@@ -378,9 +378,12 @@ class SRPPruner(BasePruner):
             accumulate: ``5 x n_startup_trials`` of them at first, five fewer for each own
             complete trial, none once the study has ``n_startup_trials`` of its own, when it
             decides as it would without a source. Before the study's first complete trial
-            (workers that start at once), a source of the study's parameters places the rungs
-            on its own curves, where its evidence would place them beside the models, else at
-            a quarter, and the trials outside the full group meet them.
+            (workers that start at once), a source of the study's parameters (each trial has
+            the parameter names of some source trial, as the branches of a conditional search
+            space do) places the rungs on its own curves, by position (the source's ``k``-th
+            report is the trial's ``k``-th, whatever step numbers either counts), where its
+            evidence would place them beside the models, else at a quarter, and the trials
+            outside the full group meet them.
             The source's models stop most runs early, so that can come late or never (39 of
             110 held-out re-tuning studies). A source whose models miss the
             study's runs is dropped sooner, with one warning: from the study's third complete
@@ -457,9 +460,11 @@ class SRPPruner(BasePruner):
         # The source trials as records, per orientation (built at first use).
         self._source_records: dict[float, list[CurveRecord]] = {}
         # Where the rungs begin on the source's evidence, per orientation (None: no rungs), and
-        # the parameters it must share with the study for that.
+        # the sets of parameter names a trial of the study must have one of for that.
         self._source_rungs: dict[float, float | None] = {}
-        self._source_params = frozenset(name for t in self._source_trials for name in t.params)
+        self._source_params = frozenset(
+            frozenset(t.params) for t in self._source_trials + self._source_pruned
+        )
         self._lock = threading.RLock()
         # Keyed by the storage object's id and the study id; each entry holds a weak reference
         # to its storage, so that a new storage that reuses a collected one's id is not taken
@@ -598,7 +603,9 @@ class SRPPruner(BasePruner):
         start-up's rungs begin where they do; ``by_source``: ``complete`` are the source
         trials, placing them before the study's first complete trial)."""
         try:
-            if not rung_stops(study, trial, complete, _sign(study), first_fraction):
+            if not rung_stops(
+                study, trial, complete, _sign(study), first_fraction, by_position=by_source
+            ):
                 return False
         except _UpdateFinishedTrialError:
             return False  # another worker (e.g. a heartbeat check) has finished the trial
@@ -845,11 +852,12 @@ class SRPPruner(BasePruner):
             return self._source_rungs[sign], None
 
     def _same_setup(self, trials: Sequence[FrozenTrial]) -> bool:
-        """Whether the source trials have the study's parameters (the names of ``trials``'
-        parameters, its complete trials): where ranks settle and how far the runs that learn
-        get belong to the training setup, which a re-tuned study shares and another search
-        space does not."""
-        return {name for t in trials for name in t.params} == self._source_params
+        """Whether the source trials have the study's parameters: each of ``trials`` (its
+        complete trials, or a running one) has the parameter names of some source trial, as
+        the branches of a conditional search space do. Where ranks settle and how far the runs
+        that learn get belong to the training setup, which a re-tuned study shares and another
+        search space does not."""
+        return bool(trials) and all(frozenset(t.params) in self._source_params for t in trials)
 
     def _source_setup(self, state: _StudyState, trials: Sequence[FrozenTrial]) -> bool:
         """Whether source trials, not dropped, are of the study's setup (:meth:`_same_setup`)."""

@@ -163,13 +163,16 @@ def rung_stops(
     sign: float,
     first_fraction: float = RUNG_FRACTION,
     record_only: bool = False,
+    by_position: bool = False,
 ) -> bool:
     """Whether the rungs stop ``trial`` (``complete``: the complete trials whose longest curve
     places the rungs, the study's, or a source's before the study has one;
     ``sign``: 1 to maximise, -1 to minimise; ``first_fraction``: where the first rung is, as a
     fraction of the curve, see :func:`early_rung_fraction`; ``record_only``: ``trial`` was
     stopped by another rule, and only records its values at the rungs it reached, as a peer
-    of the trials that meet them later: False is returned).
+    of the trials that meet them later: False is returned; ``by_position``: ``complete`` are
+    another study's, whose step numbers may differ, and a rung at the reference's ``k``-th
+    report is at ``trial``'s ``k``-th).
 
     Successive-halving rungs at ``first_fraction`` of the longest complete curve and every
     ``REDUCTION_FACTOR`` after it up to a quarter (one rung, at a quarter, by default): by
@@ -191,8 +194,18 @@ def rung_stops(
     assert step is not None
     full = not record_only and in_full_group(study, trial, FULL_FRACTION)
     others: list[FrozenTrial] | None = None
-    rungs = rung_steps(complete, first_fraction)
-    for rung in rungs:
+    if not complete:
+        return False
+    reference = sorted(_reference(complete).intermediate_values)
+    indices = _rung_indices(len(reference), first_fraction)
+    # A source's curves place the first wave's rungs before the study has a complete trial:
+    # an old study may have counted steps from 0 or in iterations where this one counts epochs,
+    # and its step numbers would put every rung at another report, or all at the first.
+    named = sorted(trial.intermediate_values) if by_position else reference
+    for i, index in enumerate(indices):
+        if index >= len(named):
+            break
+        rung = named[index]
         key = _RUNG_KEY.format(rung)
         if step < rung:
             break
@@ -210,7 +223,7 @@ def rung_stops(
             if t.number != trial.number and key in t.system_attrs
         ]
         # The last rung is the quarter's (rung_steps).
-        screened = not full or (first_fraction < RUNG_FRACTION and rung == rungs[-1])
+        screened = not full or (first_fraction < RUNG_FRACTION and i == len(indices) - 1)
         if screened and not _promotable(value, at_rung):
             return True
     return False
@@ -224,16 +237,25 @@ def rung_steps(
     quarter (the lowest-numbered of the longest curves), none at its last report."""
     if not complete:
         return []
-    reference = max(complete, key=lambda t: (len(t.intermediate_values), -t.number))
-    steps = sorted(reference.intermediate_values)
-    rungs: list[int] = []
+    steps = sorted(_reference(complete).intermediate_values)
+    return [steps[index] for index in _rung_indices(len(steps), first_fraction)]
+
+
+def _reference(complete: Sequence[FrozenTrial]) -> FrozenTrial:
+    """The curve that places the rungs: the lowest-numbered of the longest in ``complete``."""
+    return max(complete, key=lambda t: (len(t.intermediate_values), -t.number))
+
+
+def _rung_indices(n_reports: int, first_fraction: float) -> list[int]:
+    """The rungs of :func:`rung_steps` as indices among a curve's ``n_reports`` reports."""
+    indices: list[int] = []
     fraction = first_fraction
     while fraction <= RUNG_FRACTION * (1 + 1e-9):
-        index = report_index(len(steps), fraction)
-        if index < len(steps) - 1 and (not rungs or steps[index] > rungs[-1]):
-            rungs.append(steps[index])
+        index = report_index(n_reports, fraction)
+        if index < n_reports - 1 and (not indices or index > indices[-1]):
+            indices.append(index)
         fraction *= REDUCTION_FACTOR
-    return rungs
+    return indices
 
 
 def early_rung_fraction(trials: Sequence[FrozenTrial], sign: float) -> float | None:

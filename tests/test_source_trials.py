@@ -6,6 +6,7 @@ import copy
 import pickle
 import re
 from typing import cast
+from typing import TYPE_CHECKING
 import warnings
 
 import numpy as np
@@ -27,6 +28,10 @@ from optuna_srp._rungs import in_full_group
 from tests._synthetic import add_complete_trials
 from tests._synthetic import curve
 from tests._synthetic import N_STEPS
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _source(n: int, seed: int = 10, **kwargs: object) -> list[FrozenTrial]:
@@ -611,31 +616,89 @@ def test_a_source_of_another_search_space_sets_no_margin() -> None:
     assert not pruned and why.startswith("kept:incumbent: "), why
 
 
-@pytest.mark.parametrize("source", ["same space", "none", "another space"])
-def test_the_source_places_the_rungs_before_the_first_complete_trial(source: str) -> None:
-    # Three workers start at once: nothing is complete yet, and without a source nothing
-    # tells where a rung is; with one of the same search space, the worst of the three is
-    # stopped at the rung the source's curves place (a quarter of them: the 5th of 20
-    # reports), in the top quarter of nothing but the first there. Another search space is
-    # another setup, which places no rung.
-    with_source = source == "same space"
-    pruner = SRPPruner(source_trials=None if source == "none" else _source(40))
+def _first_wave(
+    pruner: SRPPruner,
+    step_of: Callable[[int], int] = lambda k: k,
+    suggest: Callable[[optuna.Trial], None] = lambda trial: None,
+) -> tuple[optuna.Study, list[int | None]]:
+    """Three workers start at once, none complete (x = 0.3, 0.7 and a hopeless 0.05), and
+    report half their curves, the ``k``-th report at step ``step_of(k)``; ``suggest`` adds
+    parameters beside x. Returns the study and the report at which each was stopped."""
     study = optuna.create_study(direction="maximize", pruner=pruner)
     trials = [study.ask() for _ in range(3)]
     curves = [curve(x, np.random.default_rng(0)) for x in (0.3, 0.7, 0.05)]
     for trial in trials:
         trial.suggest_float("x", 0, 1)
-        if source == "another space":
-            trial.suggest_float("dropout", 0, 1)
+        suggest(trial)
     stopped_at: list[int | None] = [None, None, None]
-    for step in range(1, N_STEPS // 2 + 1):
+    for k in range(1, N_STEPS // 2 + 1):
         for i, trial in enumerate(trials):
             if stopped_at[i] is None:
-                trial.report(curves[i][step - 1], step)
+                trial.report(curves[i][k - 1], step_of(k))
                 if trial.should_prune():
-                    stopped_at[i] = step
+                    stopped_at[i] = k
+    return study, stopped_at
+
+
+@pytest.mark.parametrize("source", ["same space", "none", "another space"])
+def test_the_source_places_the_rungs_before_the_first_complete_trial(source: str) -> None:
+    # Nothing is complete yet, and without a source nothing tells where a rung is; with one of
+    # the same search space, the worst of the three is stopped at the rung the source's curves
+    # place (a quarter of them: the 5th of 20 reports), in the top quarter of nothing but the
+    # first there. Another search space is another setup, which places no rung.
+    def suggest(trial: optuna.Trial) -> None:
+        if source == "another space":
+            trial.suggest_float("dropout", 0, 1)
+
+    with_source = source == "same space"
+    study, stopped_at = _first_wave(
+        SRPPruner(source_trials=None if source == "none" else _source(40)), suggest=suggest
+    )
     assert stopped_at == [None, None, 5 if with_source else None]
     if with_source:
         attrs = study.trials[2].user_attrs
         assert attrs["srp:decision"] == "pruned:rung"
         assert "the source trials' curves" in attrs["srp:reason"]
+
+
+@pytest.mark.parametrize(
+    "step_of", [lambda k: k - 1, lambda k: 1000 + k, lambda k: 100 * k], ids=["0", "1001", "x100"]
+)
+def test_the_source_places_the_first_rungs_by_position_not_step_number(
+    step_of: Callable[[int], int],
+) -> None:
+    # The old study counted steps from 1; the new one from 0, from 1001, or in iterations.
+    # The rung is the source's quarter by position (the 5th report of 20), whatever the study
+    # calls it: by step number, every rung the source places would fall on the study's first
+    # report (iterations) or on another report.
+    _, stopped_at = _first_wave(SRPPruner(source_trials=_source(40)), step_of)
+    assert stopped_at == [None, None, 5]
+
+
+def test_a_conditional_search_space_is_the_sources_setup() -> None:
+    # Each trial of a conditional space has the parameters of its branch, as some source
+    # trials did: the source's setup, although no trial has all the source's parameters.
+    def suggest(trial: optuna.Trial) -> None:
+        if trial.suggest_categorical("optimizer", ["sgd", "adam"]) == "sgd":
+            trial.suggest_float("momentum", 0, 1)
+
+    source = [
+        optuna.trial.create_trial(
+            params={
+                **t.params,
+                "optimizer": branch,
+                **({"momentum": 0.9} if branch == "sgd" else {}),
+            },
+            distributions={
+                **t.distributions,
+                "optimizer": CategoricalDistribution(["sgd", "adam"]),
+                **({"momentum": FloatDistribution(0, 1)} if branch == "sgd" else {}),
+            },
+            value=t.value,
+            intermediate_values=t.intermediate_values,
+        )
+        for i, t in enumerate(_source(40))
+        for branch in [("sgd", "adam")[i % 2]]
+    ]
+    _, stopped_at = _first_wave(SRPPruner(source_trials=source), suggest=suggest)
+    assert stopped_at == [None, None, 5]
