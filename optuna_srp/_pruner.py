@@ -391,12 +391,16 @@ class SRPPruner(BasePruner):
             within 2 standard deviations of their final values, from a quarter of the curve
             (until then the full group trains to the end, to give the check those trials). The
             source must have the study's direction (a trial does not carry it), and be trained
-            as the study is: curves are read at the study's step numbers, so a source of
-            shorter runs describes other final values and the check drops it. A changed
-            search space is normal: a source trial brings its curve and the parameters the
-            study shares, encoded with the study's distributions. Source trials are never the
-            study's best, never written to it, and never enter the median, laggard and
-            top-tenth rules (they may be in other units). While source trials with the study's
+            as the study is. Where a typical complete trial of each has as many reports, the
+            models read the source's curves by position too (steps counted from 0, from 1001
+            or in iterations read alike); otherwise at the study's step numbers, so a source of
+            shorter runs describes other final values and the check drops it, and one that
+            reported at other intervals places the first wave's rungs (by position) at other
+            fractions of the curve. A changed search space is normal: a source trial brings
+            its curve and the parameters the study shares, encoded with the study's
+            distributions. Source trials are never the study's best, never written to it,
+            and never enter the median, laggard and top-tenth rules (they may be in other
+            units). While source trials with the study's
             parameters train the models, a trial must beat the best complete trial by a
             twentieth of how far the runs the models learn from got (the 10-90% range of their
             final values, or from the median up to the 95th percentile where that is more:
@@ -465,6 +469,7 @@ class SRPPruner(BasePruner):
         self._source_params = frozenset(
             frozenset(t.params) for t in self._source_trials + self._source_pruned
         )
+        self._source_typical_steps = _typical_steps(self._source_trials)
         self._lock = threading.RLock()
         # Keyed by the storage object's id and the study id; each entry holds a weak reference
         # to its storage, so that a new storage that reuses a collected one's id is not taken
@@ -1107,7 +1112,22 @@ class SRPPruner(BasePruner):
         distributions: dict[str, BaseDistribution] = {}
         for t in complete:
             distributions.update(t.distributions)
-        return [_align_to_study(records[int(i)], distributions) for i in picks]
+        own_steps = _typical_steps(complete)
+        # A typical run of each with as many reports is the same training counted otherwise
+        # (from 0 or 1001, in iterations): read by position. Otherwise the source's runs are
+        # of another length or reported at other intervals, and step numbers are the better
+        # guess (the source check drops a source that is then another problem).
+        renumber = own_steps.size == self._source_typical_steps.size and not np.array_equal(
+            own_steps, self._source_typical_steps
+        )
+        return [
+            _align_to_study(
+                records[int(i)],
+                distributions,
+                (self._source_typical_steps, own_steps) if renumber else None,
+            )
+            for i in picks
+        ]
 
     def _source_misleads(
         self,
@@ -1582,11 +1602,40 @@ def _n_source_used(n_source: int, n_own: int, n_startup_trials: int) -> int:
     return min(n_source, 5 * max(n_startup_trials - n_own, 0))
 
 
+def _typical_steps(trials: Sequence[FrozenTrial]) -> np.ndarray:
+    """The report steps of a typical trial: one with the lower median number of reports."""
+    curves = sorted((sorted(t.intermediate_values) for t in trials), key=len)
+    return np.array(curves[(len(curves) - 1) // 2] if curves else [], dtype=np.int64)
+
+
+def _renumbered(steps: np.ndarray, source: np.ndarray, study: np.ndarray) -> np.ndarray:
+    """``steps`` of the source's numbering in the study's: piecewise linear through the
+    typical trials' steps (``source`` to ``study``, as many of each), linear beyond them."""
+    x = steps.astype(np.float64)
+    if source.size == 1:
+        return np.round(x - source[0] + study[0]).astype(np.int64)
+    y = np.interp(x, source, study)
+    below, above = x < source[0], x > source[-1]
+    y[below] = study[0] + (x[below] - source[0]) * (study[1] - study[0]) / (source[1] - source[0])
+    y[above] = study[-1] + (x[above] - source[-1]) * (study[-1] - study[-2]) / (
+        source[-1] - source[-2]
+    )
+    return np.round(y).astype(np.int64)
+
+
 def _align_to_study(
-    record: CurveRecord, distributions: dict[str, BaseDistribution]
+    record: CurveRecord,
+    distributions: dict[str, BaseDistribution],
+    steps_map: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CurveRecord:
     """A source trial's record with only the parameters the study shares, encoded with the
-    study's distributions (a changed range reads the same value at the same place)."""
+    study's distributions (a changed range reads the same value at the same place), and with
+    ``steps_map`` (the typical source and study steps) its curve in the study's step numbers."""
+    if steps_map is not None and record.steps.size:
+        steps = _renumbered(record.steps, *steps_map)
+        # Steps that round to one study step keep the last value reported there.
+        last = steps.size - 1 - np.unique(steps[::-1], return_index=True)[1]
+        record = dataclasses.replace(record, steps=steps[last], values=record.values[last])
     params: dict[str, Any] = {}
     dists: dict[str, BaseDistribution] = {}
     for name, value in record.params.items():

@@ -702,3 +702,40 @@ def test_a_conditional_search_space_is_the_sources_setup() -> None:
     ]
     _, stopped_at = _first_wave(SRPPruner(source_trials=source), suggest=suggest)
     assert stopped_at == [None, None, 5]
+
+
+@pytest.mark.parametrize(
+    "step_of", [lambda k: k - 1, lambda k: 1000 + k, lambda k: 100 * k], ids=["0", "1001", "x100"]
+)
+def test_the_models_read_the_source_by_position_where_runs_have_as_many_reports(
+    step_of: Callable[[int], int],
+) -> None:
+    # The old study counted steps from 1, the new one otherwise; both trained N_STEPS epochs.
+    # The source's k-th report is the study's k-th, so the models predict what they predict
+    # where both count alike. By step number the source's curves would be read at other
+    # epochs (from 0: one later), or all before (1001) or after (x100) the study's first.
+    def predicted(step_of: Callable[[int], int], source: bool) -> tuple[float, float] | None:
+        pruner = SRPPruner(seed=0, source_trials=_source(40) if source else None)
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        rng = np.random.default_rng(3)
+        for x in (0.7, 0.6):
+            values = curve(x, rng)
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params={"x": x},
+                    distributions={"x": FloatDistribution(0, 1)},
+                    value=values[-1],
+                    intermediate_values={step_of(k): v for k, v in enumerate(values, start=1)},
+                )
+            )
+        study.enqueue_trial({"x": 0.4})
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        for k, v in enumerate(curve(0.4, np.random.default_rng(5))[:8], start=1):
+            trial.report(v, step_of(k))
+        return pruner.predict(study, study.trials[-1])
+
+    reference = predicted(lambda k: k, source=True)
+    assert reference is not None
+    assert reference != predicted(lambda k: k, source=False)  # the source is in the models
+    assert predicted(step_of, source=True) == pytest.approx(reference, rel=1e-9)
