@@ -67,9 +67,11 @@ def _add_own(
     xs: tuple[float, ...] = (0.7,),
     seed: int = 3,
     user_attrs: dict[str, float] | None = None,
+    step_of: Callable[[int], int] = lambda k: k,
 ) -> None:
     """Complete trials of the study's own, near the best configuration (x = 0.7), trained as
-    its full group: a trial that follows them is not in it, and the models decide on it."""
+    its full group: a trial that follows them is not in it, and the models decide on it. The
+    ``k``-th report is at step ``step_of(k)``."""
     rng = np.random.default_rng(seed)
     for x in xs:
         values = curve(x, rng)
@@ -78,7 +80,7 @@ def _add_own(
                 params={"x": x},
                 distributions={"x": FloatDistribution(0, 1)},
                 value=values[-1],
-                intermediate_values=dict(enumerate(values, start=1)),
+                intermediate_values={step_of(k): v for k, v in enumerate(values, start=1)},
                 user_attrs=user_attrs,
                 system_attrs={FULL_KEY: True},
             )
@@ -717,17 +719,7 @@ def test_the_models_read_the_source_by_position_where_runs_have_as_many_reports(
     def predicted(step_of: Callable[[int], int], source: bool) -> tuple[float, float] | None:
         pruner = SRPPruner(seed=0, source_trials=_source(40) if source else None)
         study = optuna.create_study(direction="maximize", pruner=pruner)
-        rng = np.random.default_rng(3)
-        for x in (0.7, 0.6):
-            values = curve(x, rng)
-            study.add_trial(
-                optuna.trial.create_trial(
-                    params={"x": x},
-                    distributions={"x": FloatDistribution(0, 1)},
-                    value=values[-1],
-                    intermediate_values={step_of(k): v for k, v in enumerate(values, start=1)},
-                )
-            )
+        _add_own(study, (0.7, 0.6), step_of=step_of)
         study.enqueue_trial({"x": 0.4})
         trial = study.ask()
         trial.suggest_float("x", 0, 1)
