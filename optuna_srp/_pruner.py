@@ -400,15 +400,15 @@ class SRPPruner(BasePruner):
             its curve and the parameters the study shares, encoded with the study's
             distributions. Source trials are never the study's best, never written to it,
             and never enter the median, laggard and top-tenth rules (they may be in other
-            units). While source trials with the study's
-            parameters train the models, a trial must beat the best complete trial by a
-            twentieth of how far the runs the models learn from got (the 10-90% range of their
-            final values, or from the median up to the 95th percentile where that is more:
-            where under a tenth of the runs learn): a run level with a first incumbent at
-            chance level can beat it only by noise. A trial
-            that is neither complete nor pruned, without intermediate values, or complete
-            and multi-objective or with a non-finite final value is skipped with one warning
-            (non-finite values in its curve are read as in the study's own trials).
+            units). While source trials with the study's parameters train the models, a trial
+            must beat the best complete trial by a twentieth of how far the runs the models
+            learn from got (the 10-90% range of their final values, or from the median up to
+            the 95th percentile where that is more: where under a tenth of the runs learn): a
+            run level with a first incumbent at chance level can beat it only by noise. A
+            trial that is neither complete nor pruned, without intermediate values, or
+            complete and multi-objective or with a non-finite final value is skipped with
+            one warning (non-finite values in its curve are read as in the study's own
+            trials).
 
     Raises:
         ValueError: If an argument is out of range.
