@@ -365,50 +365,48 @@ class SRPPruner(BasePruner):
             doubled; it bounds the cost of a refit. The median guard and the laggard rule
             read every complete trial, not only these.
         source_trials:
-            Complete and pruned trials of earlier studies of the same objective and direction
-            (e.g. ``optuna.load_study(...).get_trials(states=(TrialState.COMPLETE,
+            Complete and pruned trials of earlier studies of the same objective and direction (e.g.
+            ``optuna.load_study(...).get_trials(states=(TrialState.COMPLETE,
             TrialState.PRUNED))``), as in :class:`~optuna.samplers.CmaEsSampler`. The pruned
-            trials' partial curves are evidence only of where ranks settle, where the rungs
-            begin while the source decides (a pruned study's complete trials are mostly its
-            better runs, too few to show it alone). The complete trials train the models
-            beside the study's own complete trials, so the models decide from the study's
-            first complete trial on instead of its ``n_startup_trials``-th (given
-            ``n_startup_trials - 1`` usable source trials; with fewer, once own and source
-            trials together reach that number). They count less as the study's own
-            accumulate: ``5 x n_startup_trials`` of them at first, five fewer for each own
-            complete trial, none once the study has ``n_startup_trials`` of its own, when it
-            decides as it would without a source. Before the study's first complete trial
-            (workers that start at once), a source of the study's parameters (each trial has
-            the parameter names of some source trial, as the branches of a conditional search
-            space do) places the rungs on its own curves, by position (the source's ``k``-th
-            report is the trial's ``k``-th, whatever step numbers either counts), where its
-            evidence would place them beside the models, else at a quarter, and the trials
-            outside the full group meet them.
-            The source's models stop most runs early, so that can come late or never (39 of
-            110 held-out re-tuning studies). A source whose models miss the
-            study's runs is dropped sooner, with one warning: from the study's third complete
-            trial on, models trained on the source alone must put most of its complete trials
-            within 2 standard deviations of their final values, from a quarter of the curve
-            (until then the full group trains to the end, to give the check those trials). The
-            source must have the study's direction (a trial does not carry it), and be trained
-            as the study is. Where a typical complete trial of each has as many reports, the
-            models read the source's curves by position too (steps counted from 0, from 1001
-            or in iterations read alike); otherwise at the study's step numbers, so a source of
-            shorter runs describes other final values and the check drops it, and one that
-            reported at other intervals places the first wave's rungs (by position) at other
-            fractions of the curve. A changed search space is normal: a source trial brings
-            its curve and the parameters the study shares, encoded with the study's
-            distributions. Source trials are never the study's best, never written to it,
-            and never enter the median, laggard and top-tenth rules (they may be in other
-            units). While source trials with the study's parameters train the models, a trial
-            must beat the best complete trial by a twentieth of how far the runs the models
-            learn from got (the 10-90% range of their final values, or from the median up to
-            the 95th percentile where that is more: where under a tenth of the runs learn): a
-            run level with a first incumbent at chance level can beat it only by noise. A
-            trial that is neither complete nor pruned, without intermediate values, or
-            complete and multi-objective or with a non-finite final value is skipped with
-            one warning (non-finite values in its curve are read as in the study's own
-            trials).
+            trials' partial curves are evidence only of where ranks settle, where the rungs begin
+            while the source decides (a pruned study's complete trials are mostly its better runs,
+            too few to show it alone). The complete trials train the models beside the study's own
+            complete trials, so the models decide from the study's first complete trial on instead
+            of its ``n_startup_trials``-th (given ``n_startup_trials - 1`` usable source trials;
+            with fewer, once own and source trials together reach that number). They count less as
+            the study's own accumulate: ``5 x n_startup_trials`` of them at first, five fewer for
+            each own complete trial, none once the study has ``n_startup_trials`` of its own, when
+            it decides as it would without a source. Before the study's first complete trial
+            (workers that start at once), a source of the study's parameters (each trial has the
+            parameter names of some source trial, as the branches of a conditional search space do)
+            places the rungs on its own curves, by position (the source's ``k``-th report is the
+            trial's ``k``-th, whatever step numbers either counts), where its evidence would place
+            them beside the models, else at a quarter, and the trials outside the full group meet
+            them. The source's models stop most runs early, so that can come late or never (39 of
+            110 held-out re-tuning studies). A source whose models miss the study's runs is dropped
+            sooner, with one warning: from the study's third complete trial on, models trained on
+            the source alone must put most of its complete trials within 2 standard deviations of
+            their final values, from a quarter of the curve (until then the full group trains to
+            the end, to give the check those trials). The source must have the study's direction (a
+            trial does not carry it), and be trained as the study is. Where a typical complete
+            trial of each has as many reports, the models read the source's curves by position too
+            (steps counted from 0, from 1001 or in iterations read alike); otherwise at the study's
+            step numbers (reports at other intervals of the same steps read right, though the first
+            wave's rungs, by position, fall at other fractions of the curve). Read so, a source
+            whose complete trials all end before the study's longest complete trial has as final
+            values what the study's runs reach partway through: it is dropped, with one warning, at
+            once. A source of longer runs is kept until the check drops it. A changed search space
+            is normal: a source trial brings its curve and the parameters the study shares, encoded
+            with the study's distributions. Source trials are never the study's best, never written
+            to it, and never enter the median, laggard and top-tenth rules (they may be in other
+            units). While source trials with the study's parameters train the models, a trial must
+            beat the best complete trial by a twentieth of how far the runs the models learn from
+            got (the 10-90% range of their final values, or from the median up to the 95th
+            percentile where that is more: where under a tenth of the runs learn): a run level with
+            a first incumbent at chance level can beat it only by noise. A trial that is neither
+            complete nor pruned, without intermediate values, or complete and multi-objective or
+            with a non-finite final value is skipped with one warning (non-finite values in its
+            curve are read as in the study's own trials).
 
     Raises:
         ValueError: If an argument is out of range.
@@ -470,6 +468,9 @@ class SRPPruner(BasePruner):
             frozenset(t.params) for t in self._source_trials + self._source_pruned
         )
         self._source_typical_steps = _typical_steps(self._source_trials)
+        self._source_end = max(
+            (max(t.intermediate_values) for t in self._source_trials), default=0
+        )
         self._lock = threading.RLock()
         # Keyed by the storage object's id and the study id; each entry holds a weak reference
         # to its storage, so that a new storage that reuses a collected one's id is not taken
@@ -1116,7 +1117,7 @@ class SRPPruner(BasePruner):
         # A typical run of each with as many reports is the same training counted otherwise
         # (from 0 or 1001, in iterations): read by position. Otherwise the source's runs are
         # of another length or reported at other intervals, and step numbers are the better
-        # guess (the source check drops a source that is then another problem).
+        # guess (a source of shorter runs is dropped: _source_misleads).
         renumber = own_steps.size == self._source_typical_steps.size and not np.array_equal(
             own_steps, self._source_typical_steps
         )
@@ -1158,6 +1159,23 @@ class SRPPruner(BasePruner):
             return True
         if steps.size == 0:
             return False
+        n_reports = _typical_steps(complete).size
+        if n_reports != self._source_typical_steps.size and self._source_end < steps[-1]:
+            # Read by step number (other numbers of reports), the source's final values are
+            # what the study's runs reach partway through: a fresh user's 10-epoch source for
+            # a 20-epoch study passed the check below and stopped runs at .93-.95 accuracy on
+            # predicted finals of .75-.88. With the objective's own early stopping, the
+            # longest of dozens of source runs seldom ends before the study's.
+            self._drop_source(
+                study,
+                state,
+                f"its complete trials ended by step {self._source_end}, and the study's have "
+                f"reached step {int(steps[-1])} (read by step number: a typical run of the "
+                f"source has {self._source_typical_steps.size} reports, of the study "
+                f"{n_reports}), so its final values are what the study's runs reach partway "
+                "through. Pass trials trained for as many steps as the study's, counted alike",
+            )
+            return True
         checkpoint = int(steps[report_index(steps.size, RUNG_FRACTION)])
         checked = [
             r for r in own if r.final is not None and r.steps.size and r.steps[-1] >= checkpoint
@@ -1184,27 +1202,36 @@ class SRPPruner(BasePruner):
             return False
         if not float(np.median(z)) > _SOURCE_CHECK_Z:
             return False
-        state.source_dropped = True
-        study._storage.set_study_system_attr(study._study_id, self._source_dropped_key, True)
         # The range names the cause a fresh user met most: an old study whose pruner let only
         # its better runs finish, whose models never saw how a slow run ends.
         low, high = np.nanmin(finals[: len(source)]), np.nanmax(finals[: len(source)])
         outside = int(np.sum((finals[len(source) :] < low) | (finals[len(source) :] > high)))
         lo, hi = sorted((sign * float(low), sign * float(high)))
+        self._drop_source(
+            study,
+            state,
+            "a model trained only on them, predicting from the first quarter of each curve, "
+            f"was off by a median {float(np.median(z)):.2f} standard deviations (more than "
+            f"the limit of {_SOURCE_CHECK_Z:g}) on the study's {len(checked)} complete "
+            "trials, so they do not describe this study. The source's complete trials ended "
+            f"between {lo:.4g} and {hi:.4g}, {outside} of the study's {len(checked)} outside "
+            "that range: a source whose pruner let only its better runs finish, or another "
+            "objective, direction, curve length or data",
+        )
+        return True
+
+    def _drop_source(self, study: Study, state: _StudyState, why: str) -> None:
+        """Drop the source trials for good, for every worker (the study's system attributes),
+        with one warning that says ``why``."""
+        state.source_dropped = True
+        study._storage.set_study_system_attr(study._study_id, self._source_dropped_key, True)
         self._warn_once(
             state,
             "source-dropped",
-            f"SRPPruner dropped its source_trials in study {study.study_name!r}: a model "
-            "trained only on them, predicting from the first quarter of each curve, was off "
-            f"by a median {float(np.median(z)):.1f} standard deviations (limit "
-            f"{_SOURCE_CHECK_Z:g}) on the study's {len(checked)} complete trials, so they do "
-            f"not describe this study. The source's complete trials ended between {lo:.4g} "
-            f"and {hi:.4g}, {outside} of the study's {len(checked)} outside that range: a "
-            "source whose pruner let only its better runs finish, or another objective, "
-            "direction, curve length or data. Pruning now uses only the study's own trials, "
-            f"as without a source (study system attribute {self._source_dropped_key!r}).",
+            f"SRPPruner dropped its source_trials in study {study.study_name!r}: {why}. "
+            "Pruning now uses only the study's own trials, as without a source (study system "
+            f"attribute {self._source_dropped_key!r}).",
         )
-        return True
 
     def _incumbents(
         self, state: _StudyState, complete: Sequence[FrozenTrial], sign: float

@@ -731,3 +731,45 @@ def test_the_models_read_the_source_by_position_where_runs_have_as_many_reports(
     assert reference is not None
     assert reference != predicted(lambda k: k, source=False)  # the source is in the models
     assert predicted(step_of, source=True) == pytest.approx(reference, rel=1e-9)
+
+
+def _cut(trial: FrozenTrial, n_reports: int) -> FrozenTrial:
+    """``trial`` as if it had stopped after ``n_reports`` reports, with its last as its value."""
+    values = dict(sorted(trial.intermediate_values.items())[:n_reports])
+    return optuna.trial.create_trial(
+        params=trial.params,
+        distributions=trial.distributions,
+        value=values[max(values)],
+        intermediate_values=values,
+    )
+
+
+@pytest.mark.parametrize("source_runs", ["half as long", "stopped early"])
+def test_a_source_of_shorter_runs_is_dropped_at_the_first_complete_trial(
+    source_runs: str,
+) -> None:
+    # Read by step number (a typical run of each has other numbers of reports), the final
+    # values of half-length source runs are what the study's runs reach halfway: its models
+    # would stop them for it. Runs that stopped themselves after 10 to 20 reports (the
+    # objective's own early stopping), the longest as long as the study's, are kept.
+    half = N_STEPS // 2
+    source = [
+        _cut(t, half if source_runs == "half as long" else half + i % (half + 1))
+        for i, t in enumerate(_source(40))
+    ]
+    pruner = SRPPruner(seed=0, source_trials=source)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    _add_own(study)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        _hopeless_trial(study).should_prune()
+    messages = [str(w.message) for w in record if "source_trials" in str(w.message)]
+    dropped = pruner._source_dropped_key in study._storage.get_study_system_attrs(study._study_id)
+    if source_runs == "half as long":
+        assert dropped
+        assert len(messages) == 1
+        assert f"ended by step {half}, and the study's have reached step {N_STEPS}" in messages[0]
+        assert f"the source has {half} reports, of the study {N_STEPS}" in messages[0]
+    else:
+        assert not dropped
+        assert messages == []
