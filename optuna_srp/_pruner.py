@@ -393,20 +393,20 @@ class SRPPruner(BasePruner):
             (steps counted from 0, from 1001 or in iterations read alike); otherwise at the study's
             step numbers (reports at other intervals of the same steps read right, though the first
             wave's rungs, by position, fall at other fractions of the curve). Read so, a source
-            whose complete trials all end before the study's longest complete trial has as final
-            values what the study's runs reach partway through: it is dropped, with one warning, at
-            once. A source of longer runs is kept until the check drops it. A changed search space
-            is normal: a source trial brings its curve and the parameters the study shares, encoded
-            with the study's distributions. Source trials are never the study's best, never written
-            to it, and never enter the median, laggard and top-tenth rules (they may be in other
-            units). While source trials with the study's parameters train the models, a trial must
-            beat the best complete trial by a twentieth of how far the runs the models learn from
-            got (the 10-90% range of their final values, or from the median up to the 95th
-            percentile where that is more: where under a tenth of the runs learn): a run level with
-            a first incumbent at chance level can beat it only by noise. A trial that is neither
-            complete nor pruned, without intermediate values, or complete and multi-objective or
-            with a non-finite final value is skipped with one warning (non-finite values in its
-            curve are read as in the study's own trials).
+            whose complete trials all end before the study's longest complete trial, in steps and
+            in reports, has as final values what the study's runs reach partway through: it is
+            dropped, with one warning, at once. A source of longer runs is kept until the check
+            drops it. A changed search space is normal: a source trial brings its curve and the
+            parameters the study shares, encoded with the study's distributions. Source trials are
+            never the study's best, never written to it, and never enter the median, laggard and
+            top-tenth rules (they may be in other units). While source trials with the study's
+            parameters train the models, a trial must beat the best complete trial by a twentieth
+            of how far the runs the models learn from got (the 10-90% range of their final values,
+            or from the median up to the 95th percentile where that is more: where under a tenth of
+            the runs learn): a run level with a first incumbent at chance level can beat it only by
+            noise. A trial that is neither complete nor pruned, without intermediate values, or
+            complete and multi-objective or with a non-finite final value is skipped with one
+            warning (non-finite values in its curve are read as in the study's own trials).
 
     Raises:
         ValueError: If an argument is out of range.
@@ -468,6 +468,9 @@ class SRPPruner(BasePruner):
             frozenset(t.params) for t in self._source_trials + self._source_pruned
         )
         self._source_typical_steps = _typical_steps(self._source_trials)
+        self._source_longest = max(
+            (len(t.intermediate_values) for t in self._source_trials), default=0
+        )
         self._source_end = max(
             (max(t.intermediate_values) for t in self._source_trials), default=0
         )
@@ -1160,17 +1163,26 @@ class SRPPruner(BasePruner):
         if steps.size == 0:
             return False
         n_reports = _typical_steps(complete).size
-        if n_reports != self._source_typical_steps.size and self._source_end < steps[-1]:
-            # Read by step number (other numbers of reports), the source's final values are
-            # what the study's runs reach partway through: a fresh user's 10-epoch source for
-            # a 20-epoch study passed the check below and stopped runs at .93-.95 accuracy on
-            # predicted finals of .75-.88. With the objective's own early stopping, the
-            # longest of dozens of source runs seldom ends before the study's.
+        longest = max((r.steps.size for r in own), default=0)
+        if (
+            n_reports != self._source_typical_steps.size
+            and self._source_end < steps[-1]
+            and self._source_longest < longest
+        ):
+            # Read by step number (other numbers of reports), the final values of a source
+            # shorter in both steps and reports are what the study's runs reach partway
+            # through: a fresh user's 10-epoch source for a 20-epoch study passed the check
+            # below and stopped runs at .93-.95 accuracy on predicted finals of .75-.88. One
+            # of the two alone is another count (steps from 0 where the study's runs stopped
+            # themselves) or other intervals (a report every second epoch). With the
+            # objective's own early stopping, the longest of dozens of source runs seldom
+            # ends before the study's.
             self._drop_source(
                 study,
                 state,
-                f"its complete trials ended by step {self._source_end}, and the study's have "
-                f"reached step {int(steps[-1])} (read by step number: a typical run of the "
+                f"its complete trials ended by step {self._source_end} after at most "
+                f"{self._source_longest} reports, and the study's have reached step "
+                f"{int(steps[-1])} after {longest} (read by step number: a typical run of the "
                 f"source has {self._source_typical_steps.size} reports, of the study "
                 f"{n_reports}), so its final values are what the study's runs reach partway "
                 "through. Pass trials trained for as many steps as the study's, counted alike",

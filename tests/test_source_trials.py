@@ -744,22 +744,49 @@ def _cut(trial: FrozenTrial, n_reports: int) -> FrozenTrial:
     )
 
 
-@pytest.mark.parametrize("source_runs", ["half as long", "stopped early"])
+def _renumbered_trial(trial: FrozenTrial, step_of: Callable[[int], int | None]) -> FrozenTrial:
+    """``trial`` with its ``k``-th report at ``step_of(k)``, or left out where that is None."""
+    values = {
+        step: v
+        for k, (_, v) in enumerate(sorted(trial.intermediate_values.items()), start=1)
+        if (step := step_of(k)) is not None
+    }
+    return optuna.trial.create_trial(
+        params=trial.params,
+        distributions=trial.distributions,
+        value=trial.value,
+        intermediate_values=values,
+    )
+
+
+@pytest.mark.parametrize(
+    "source_runs",
+    ["half as long", "stopped early", "counted from 0", "every second epoch"],
+)
 def test_a_source_of_shorter_runs_is_dropped_at_the_first_complete_trial(
     source_runs: str,
 ) -> None:
     # Read by step number (a typical run of each has other numbers of reports), the final
     # values of half-length source runs are what the study's runs reach halfway: its models
-    # would stop them for it. Runs that stopped themselves after 10 to 20 reports (the
-    # objective's own early stopping), the longest as long as the study's, are kept.
+    # would stop them for it. Kept: runs that stopped themselves after 10 to 20 reports (the
+    # objective's own early stopping), the longest as long as the study's; full runs counted
+    # from 0 where some of the study's stopped themselves (shorter in steps, not in reports);
+    # a report every second epoch (fewer reports, not fewer steps).
     half = N_STEPS // 2
-    source = [
-        _cut(t, half if source_runs == "half as long" else half + i % (half + 1))
-        for i, t in enumerate(_source(40))
-    ]
+    source = _source(40)
+    if source_runs == "half as long":
+        source = [_cut(t, half) for t in source]
+    elif source_runs == "stopped early":
+        source = [_cut(t, half + i % (half + 1)) for i, t in enumerate(source)]
+    elif source_runs == "counted from 0":
+        source = [_renumbered_trial(t, lambda k: k - 1) for t in source]
+    else:
+        source = [_renumbered_trial(t, lambda k: k if k % 2 == 0 else None) for t in source]
     pruner = SRPPruner(seed=0, source_trials=source)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     _add_own(study)
+    if source_runs == "counted from 0":  # a study run that stopped itself after 12 reports
+        study.add_trial(_cut(study.trials[0], 12))
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         _hopeless_trial(study).should_prune()
@@ -768,7 +795,10 @@ def test_a_source_of_shorter_runs_is_dropped_at_the_first_complete_trial(
     if source_runs == "half as long":
         assert dropped
         assert len(messages) == 1
-        assert f"ended by step {half}, and the study's have reached step {N_STEPS}" in messages[0]
+        assert (
+            f"ended by step {half} after at most {half} reports, and the study's have reached "
+            f"step {N_STEPS} after {N_STEPS}" in messages[0]
+        )
         assert f"the source has {half} reports, of the study {N_STEPS}" in messages[0]
     else:
         assert not dropped
