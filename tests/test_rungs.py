@@ -470,6 +470,40 @@ def test_a_trial_the_models_stop_at_a_rung_is_a_peer_there() -> None:
     assert _rung_decisions(study, [0.8], steps=[1]) == [False]
 
 
+def _retry(study: optuna.Study, failed: FrozenTrial) -> None:
+    """Re-queue ``failed`` as Optuna's heartbeat callback does (its system attributes copied)."""
+    callback = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    if callback is None:  # Optuna < 4.9
+        callback = optuna.storages.RetryFailedTrialCallback
+    callback()(study, failed)
+
+
+def test_a_retried_trial_meets_the_rungs_on_its_own_values() -> None:
+    study = _study()
+    _rung_decisions(study, [0.5, 0.4, 0.3, 0.2, 0.1, 0.6])
+    # A worker dies after its trial passed the rung at 0.99; the trial is re-queued with the
+    # failed attempt's system attributes, its value at the rung among them.
+    _rung_decisions(study, [0.99])
+    failed = study.trials[-1]
+    assert failed.system_attrs[f"srp:rung@{RUNG}"] == 0.99
+    if len(study.trials) % 2 == 1:
+        study.tell(study.ask(), state=TrialState.FAIL)
+    _retry(study, failed)
+    retried = study.ask()
+    copied = study._storage.get_trial(retried._trial_id).system_attrs
+    assert copied[f"srp:rung@{RUNG}"] == 0.99
+    retried.report(0.05, 1)
+    assert not retried.should_prune()
+    # Before the retried trial reaches the rung, its copy is not a peer there: 0.98 is second
+    # of eight (six trials, the failed attempt and itself), in the top quarter.
+    assert _rung_decisions(study, [0.98]) == [False]
+    # At the rung the retried trial is judged on what it reports, not on the copy.
+    for step in range(2, RUNG + 1):
+        retried.report(0.05, step)
+    assert retried.should_prune()
+    assert study.trials[retried.number].system_attrs[f"srp:rung@{RUNG}"] == 0.05
+
+
 def _partial(rows: Any, sign: float = 1.0, first_number: int = 0) -> list[FrozenTrial]:
     """Trials stopped after their curve (one row each, steps from 1), numbered in order."""
     trials = []
