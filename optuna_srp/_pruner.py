@@ -24,6 +24,8 @@ import weakref
 import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
 from optuna.pruners import BasePruner
 from optuna.study import Study
 from optuna.study import StudyDirection
@@ -86,8 +88,16 @@ _SOURCE_CHECK_Z = 2.0
 # best twentieth (as for the rungs) got above the median (_margin_unit); elsewhere the range is
 # the larger. The eight (b), (c) pairs, summed regret 3.77 against 3.84 (TaskSet patch128 from
 # embed128's curves .25 against .31 at 10 full trainings); held-out re-tuning 3.51 against
-# 3.58 (docs/benchmarks.md, warm start).
+# 3.58 (docs/benchmarks.md, warm start). The unit is read on the source trials within the
+# study's search space (its ranges and choices), and only where there are at least
+# _MIN_MARGIN_RUNS of them: how far runs get where the study searches. A fresh user re-tuned in
+# a range narrowed around the old best, where every run ends within noise of the others: the
+# unit of the whole old range made every run "unable to beat the first complete trial by a
+# twentieth", and the study stopped 29 of 30 trials behind it (docs/benchmarks.md, warm start).
 _SOURCE_MARGIN = 0.05
+# The fewest source trials within the study's search space that set the margin's unit: the
+# 10-90% range of fewer than ten runs is the range of all of them.
+_MIN_MARGIN_RUNS = 10
 # Decision steps get their own model; in between, the nearest lower one is used. Geometric
 # spacing gives early steps (where most trials are stopped) fine resolution at a bounded cost.
 _CHECKPOINT_RATIO = 1.25
@@ -403,8 +413,10 @@ class SRPPruner(BasePruner):
             parameters train the models, a trial must beat the best complete trial by a twentieth
             of how far the runs the models learn from got (the 10-90% range of their final values,
             or from the median up to the 95th percentile where that is more: where under a tenth of
-            the runs learn): a run level with a first incumbent at chance level can beat it only by
-            noise. A trial that is neither complete nor pruned, without intermediate values, or
+            the runs learn), read on the source trials within the study's ranges where at least ten
+            are: a run level with a first incumbent at chance level can beat it only by noise, and
+            in a range narrowed around the old best every run ends within noise of the others. A
+            trial that is neither complete nor pruned, without intermediate values, or
             complete and multi-objective or with a non-finite final value is skipped with one
             warning (non-finite values in its curve are read as in the study's own trials).
 
@@ -1054,12 +1066,17 @@ class SRPPruner(BasePruner):
         if source and self._source_misleads(study, state, sign, records, steps, complete):
             source = []
         records = records + source
+        own_finals = finals
         finals = np.concatenate([finals, [r.final for r in source]]).astype(np.float64)
+        in_space = [r.final for r in source if _in_search_space(r)]
+        margin_unit = 0.0
         with np.errstate(all="ignore"):  # values near the float limits are valid input
             target = encode_target(finals)
             # Standardised here, robustly, so that values near the float limits cannot overflow.
             target_center, target_scale = robust_center_scale(target)
-            margin_unit = _margin_unit(target, target_center, target_scale)
+            if len(in_space) >= _MIN_MARGIN_RUNS and self._same_setup(complete):
+                unit_target = encode_target(np.concatenate([own_finals, in_space]))
+                margin_unit = _margin_unit(unit_target, *robust_center_scale(unit_target))
             target = (target - target_center) / target_scale
         best_final, incumbent_curves = self._incumbents(state, complete, sign)
         fit = _Fit(
@@ -1072,9 +1089,7 @@ class SRPPruner(BasePruner):
             target_center=target_center,
             target_scale=target_scale,
             best_final=best_final,
-            margin=(
-                _SOURCE_MARGIN * margin_unit if source and self._same_setup(complete) else 0.0
-            ),
+            margin=_SOURCE_MARGIN * margin_unit,
             incumbent_curves=incumbent_curves,
             checkpoints=_geometric_subset(steps),
             steps=steps,
@@ -1689,6 +1704,18 @@ def _align_to_study(
         params[name] = value
         dists[name] = dist
     return dataclasses.replace(record, params=params, distributions=dists)
+
+
+def _in_search_space(record: CurveRecord) -> bool:
+    """Whether a source trial's parameters that the study shares (:func:`_align_to_study`
+    kept only categorical values among the study's choices) lie within its numeric ranges."""
+    for name, value in record.params.items():
+        dist = record.distributions[name]
+        if isinstance(dist, (FloatDistribution, IntDistribution)) and not (
+            dist.low <= value <= dist.high
+        ):
+            return False
+    return True
 
 
 def _curve(trial: FrozenTrial, sign: float) -> _Curve:

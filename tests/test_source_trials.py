@@ -618,6 +618,40 @@ def test_a_source_of_another_search_space_sets_no_margin() -> None:
     assert not pruned and why.startswith("kept:incumbent: "), why
 
 
+@pytest.mark.parametrize("low,high", [(0.6, 0.8), (0.0, 1.0)])
+def test_the_margin_s_unit_is_read_within_the_study_s_search_space(
+    low: float, high: float
+) -> None:
+    # Re-tuning in a range narrowed around the old best (x = 0.7), where every run ends within
+    # noise of the others: the whole old range's unit made each run "unable to beat the first
+    # complete trial by a twentieth", and the study completed 2 of 30 trials. Under ten source
+    # trials lie in the narrow range (40 drawn over [0, 1]): they set no unit, and no margin.
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=1),
+        pruner=SRPPruner(seed=0, source_trials=_source(40)),
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        values = curve(trial.suggest_float("x", low, high), np.random.default_rng(trial.number))
+        for step, v in enumerate(values, start=1):
+            trial.report(v, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return values[-1]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        study.optimize(objective, n_trials=30)
+    reasons = [str(t.user_attrs.get("srp:reason")) for t in study.trials]
+    with_margin = [r for r in reasons if re.search(r"chance to beat the best \(\S+\) by ", r)]
+    if low > 0.0:
+        assert not with_margin
+        assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= 5
+    else:
+        assert with_margin  # the source's 40 runs span the study's range
+
+
 def _first_wave(
     pruner: SRPPruner,
     step_of: Callable[[int], int] = lambda k: k,
