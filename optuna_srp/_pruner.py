@@ -219,6 +219,8 @@ class _StudyState:
     # at max_train_trials, and how many complete trials the study had then (_step_model).
     kernel_choices: dict[int, tuple[int, dict[str, float]]] = field(default_factory=dict)
     warned: set[str] = field(default_factory=set)
+    # How many numbers extra_features returned for the first trial read (None: not yet).
+    n_extra: int | None = None
 
 
 class SRPPruner(BasePruner):
@@ -366,8 +368,10 @@ class SRPPruner(BasePruner):
         extra_features:
             A callable mapping a :class:`~optuna.trial.FrozenTrial` to a sequence of numbers,
             e.g. architecture descriptors (number of layers, of weights) kept in user
-            attributes. Used as model features beside the curve and the hyper-parameters. A
-            module-level function, not a lambda, keeps the pruner picklable.
+            attributes, as many for every trial (where not, one warning: the models read
+            missing ones as 0; non-finite ones are read as 0 too). Used as model features beside
+            the curve and the hyper-parameters. A module-level function, not a lambda, keeps
+            the pruner picklable.
         max_train_trials:
             The most complete trials a model is trained on (at least 10). Beyond it, the best
             quarter is always kept and the rest subsampled, and the kernel's parameters
@@ -998,7 +1002,7 @@ class SRPPruner(BasePruner):
         """The trial as the models see it, or None (with a warning, once per study) where
         its data or the user's ``extra_features`` cannot be turned into numbers."""
         try:
-            return make_record(trial, sign, self._extra_features)
+            record = make_record(trial, sign, self._extra_features)
         except Exception as e:  # user code and per-trial data must not break the study
             self._warn_once(
                 state,
@@ -1007,6 +1011,20 @@ class SRPPruner(BasePruner):
                 f"{consequence}. Further such failures in this study are not reported.",
             )
             return None
+        if self._extra_features is not None:
+            if state.n_extra is None:
+                state.n_extra = record.extra.size
+            elif record.extra.size != state.n_extra:
+                # The models pad with 0 and cut to the longest, which reads the features of
+                # trials of another length at other places: likely a bug in the callable.
+                self._warn_once(
+                    state,
+                    "extra-size",
+                    f"SRPPruner: extra_features returned {record.extra.size} numbers for trial "
+                    f"{trial.number} and {state.n_extra} for an earlier one; the models read "
+                    "missing ones as 0. Further such trials in this study are not reported.",
+                )
+        return record
 
     def _warn_once(self, state: _StudyState, kind: str, message: str) -> None:
         with self._lock:

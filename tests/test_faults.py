@@ -494,6 +494,24 @@ def test_a_trial_whose_features_fail_is_left_out_and_the_others_decide() -> None
     assert other.should_prune() is True
 
 
+def _longer_for_odd(trial: FrozenTrial) -> list[float]:
+    return [float(trial.number)] * (1 + trial.number % 2)
+
+
+def test_extra_features_of_another_length_for_some_trials_warn_once() -> None:
+    # The models pad the shorter ones with 0 and so read a feature at another place: most
+    # likely a bug in the callable, said once; the study still decides.
+    pruner = _pruner(threshold=1.0, extra_features=_longer_for_odd)
+    study = _study(pruner)
+    with pytest.warns(RuntimeWarning) as record:
+        other = _running(study, [5.0, 4.0])
+        assert other.should_prune() is True
+        _running(study, [5.0, 4.0]).should_prune()
+    messages = _srp_warnings(record)
+    assert len(messages) == 1
+    assert "extra_features returned 2 numbers for trial 1 and 1 for an earlier one" in messages[0]
+
+
 def test_a_failure_encoding_the_running_trial_does_not_escape(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
