@@ -66,17 +66,24 @@ def worker(worker_id: int, n_trials: int, args: argparse.Namespace, prune_second
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--n-workers", type=int, default=4, help="worker processes")
     parser.add_argument("--n-trials", type=int, default=40, help="trials, all workers together")
     parser.add_argument("--epochs", type=int, default=15, help="epoch budget per trial")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the pruner's; worker i's sampler gets seed + i"
+    )
     parser.add_argument(
         "--storage",
         default="journal:optuna-srp-distributed.log",
         help="journal:FILE (the default), sqlite:///FILE or postgresql://...",
     )
-    parser.add_argument("--study-name", default="pytorch-digits-distributed")
+    parser.add_argument(
+        "--study-name", default="pytorch-digits-distributed", help="joined if it exists"
+    )
     parser.add_argument("--dataset", choices=example.DATASETS, default="digits")
     parser.add_argument("--data-root", default="./data", help="download folder (not digits)")
     parser.add_argument("--device", default=None, help="default: cuda when available, or cpu")
@@ -139,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> example.StudyResult:
         if t.number >= n_before
     )
     print()
+    if n_before:
+        print(f"the whole study ({n_before} earlier trials and this run's):")
     print(example.format_summary(result))
     print(
         "trials per worker in this run: "

@@ -1261,7 +1261,8 @@ class SRPPruner(BasePruner):
             "trials, so they do not describe this study. The source's complete trials ended "
             f"between {lo:.4g} and {hi:.4g}, {outside} of the study's {len(checked)} outside "
             "that range: a source whose pruner let only its better runs finish, or another "
-            "objective, direction, curve length or data",
+            "objective, direction, curve length or data, or a search space where the source's "
+            "few trials say little (the study decides as it would without a source)",
         )
         return True
 
