@@ -1080,8 +1080,11 @@ class SRPPruner(BasePruner):
         # The study's own steps: source curves may be longer or numbered otherwise.
         steps = np.unique(np.concatenate([r.steps for r in records] + [np.empty(0, int)]))
         n_source = min(self._n_source(state, n_own), self._max_train_trials - n_own)
-        source = self._source_subset(state, sign, complete, n_source)
-        if source and self._source_misleads(study, state, sign, records, steps, complete):
+        own_steps = _typical_steps(complete)
+        source = self._source_subset(state, sign, complete, n_source, own_steps)
+        if source and self._source_misleads(
+            study, state, sign, records, steps, complete, own_steps
+        ):
             source = []
         records = records + source
         own_finals = finals
@@ -1120,10 +1123,16 @@ class SRPPruner(BasePruner):
         return fit
 
     def _source_subset(
-        self, state: _StudyState, sign: float, complete: Sequence[FrozenTrial], n: int
+        self,
+        state: _StudyState,
+        sign: float,
+        complete: Sequence[FrozenTrial],
+        n: int,
+        own_steps: np.ndarray,
     ) -> list[CurveRecord]:
         """``n`` source trials as the study sees them (encoded with the distributions of its
-        ``complete`` trials), taken evenly over the ranking of their final values, so the best
+        ``complete`` trials, read at its steps: ``own_steps``, a typical one's, see
+        :meth:`_by_position`), taken evenly over the ranking of their final values, so the best
         and the worst of the source stay represented. How many train the models fades as the
         study's own complete trials accumulate (:meth:`_n_source`)."""
         if n <= 0:
@@ -1149,12 +1158,7 @@ class SRPPruner(BasePruner):
         distributions: dict[str, BaseDistribution] = {}
         for t in complete:
             distributions.update(t.distributions)
-        own_steps = _typical_steps(complete)
-        # A typical run of each with as many reports is the same training counted otherwise
-        # (from 0 or 1001, in iterations): read by position. Otherwise the source's runs are
-        # of another length or reported at other intervals, and step numbers are the better
-        # guess (a source of shorter runs is dropped: _source_misleads).
-        renumber = own_steps.size == self._source_typical_steps.size and not np.array_equal(
+        renumber = self._by_position(own_steps) and not np.array_equal(
             own_steps, self._source_typical_steps
         )
         return [
@@ -1166,6 +1170,14 @@ class SRPPruner(BasePruner):
             for i in picks
         ]
 
+    def _by_position(self, own_steps: np.ndarray) -> bool:
+        """Whether the source's curves are read by position (``own_steps``: a typical complete
+        trial's steps, :func:`_typical_steps`): a typical run of each with as many reports is
+        the same training counted otherwise (from 0 or 1001, in iterations). Otherwise the
+        source's runs are of another length or reported at other intervals, and step numbers
+        are the better guess (a source of shorter runs is dropped: :meth:`_source_misleads`)."""
+        return own_steps.size == self._source_typical_steps.size
+
     def _source_misleads(
         self,
         study: Study,
@@ -1174,6 +1186,7 @@ class SRPPruner(BasePruner):
         own: Sequence[CurveRecord],
         steps: np.ndarray,
         complete: Sequence[FrozenTrial],
+        own_steps: np.ndarray,
     ) -> bool:
         """Whether the source trials mislead the study; if so they are dropped for good.
 
@@ -1195,10 +1208,9 @@ class SRPPruner(BasePruner):
             return True
         if steps.size == 0:
             return False
-        n_reports = _typical_steps(complete).size
         longest = max((r.steps.size for r in own), default=0)
         if (
-            n_reports != self._source_typical_steps.size
+            not self._by_position(own_steps)
             and self._source_end < steps[-1]
             and self._source_longest < longest
         ):
@@ -1217,7 +1229,7 @@ class SRPPruner(BasePruner):
                 f"{self._source_longest} reports, and the study's have reached step "
                 f"{int(steps[-1])} after {longest} (read by step number: a typical run of the "
                 f"source has {self._source_typical_steps.size} reports, of the study "
-                f"{n_reports}), so its final values are what the study's runs reach partway "
+                f"{own_steps.size}), so its final values are what the study's runs reach partway "
                 "through. Pass trials trained for as many steps as the study's, counted alike",
             )
             return True
@@ -1227,7 +1239,7 @@ class SRPPruner(BasePruner):
         ]
         if len(checked) < _MIN_SOURCE_CHECK_TRIALS:
             return False
-        source = self._source_subset(state, sign, complete, self._n_source(state, 0))
+        source = self._source_subset(state, sign, complete, self._n_source(state, 0), own_steps)
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")

@@ -61,7 +61,7 @@ _RUNG_KEY = "srp:rung@{}"
 # The system attribute by which Optuna's RetryHeartbeatStaleTrialCallback (RetryFailedTrialCallback
 # before Optuna 4.9) marks a re-queued trial (what its retried_trial_number reads; calling it
 # warns ExperimentalWarning each time). Such a trial carries its failed attempt's system
-# attributes, rung values included, whatever it reports itself (_met).
+# attributes, rung values included, whatever it reports itself (_own_rung_value).
 _RETRY_KEY = "failed_trial"
 # The full group's share of the steps: FastHyperbandPruner's default, chosen on the anytime
 # benchmark (docs/fast_hyperband.md, round 1: a quarter of the steps, not of the trials).
@@ -214,9 +214,9 @@ def rung_stops(
         key = _RUNG_KEY.format(rung)
         if step < rung:
             break
+        if _own_rung_value(trial, key, rung, sign):
+            continue  # met it already
         value = _value_from(trial, rung, sign)
-        if trial.system_attrs.get(key, _NOT_MET) == value:
-            continue  # met it already (a value copied from a failed attempt is not this)
         study._storage.set_trial_system_attr(trial._trial_id, key, value)
         if record_only:
             continue
@@ -225,9 +225,7 @@ def rung_stops(
         at_rung = [
             t.system_attrs[key]
             for t in others
-            if t.number != trial.number
-            and key in t.system_attrs
-            and (_RETRY_KEY not in t.system_attrs or _met(t, key, rung, sign))
+            if t.number != trial.number and _own_rung_value(t, key, rung, sign)
         ]
         # The last rung is the quarter's (rung_steps).
         screened = not full or (first_fraction < RUNG_FRACTION and i == len(indices) - 1)
@@ -403,18 +401,19 @@ def _curve(trial: FrozenTrial, sign: float) -> np.ndarray:
     return values
 
 
-# What a trial that never met a rung has there (a value of None is a non-finite one).
-_NOT_MET = object()
-
-
-def _met(trial: FrozenTrial, key: str, rung: int, sign: float) -> bool:
-    """Whether ``trial``'s own curve reached ``rung`` with the value recorded under ``key``:
-    a retried trial's copy of its failed attempt's value is not, until it meets the rung
-    itself (:func:`rung_stops` then records its own value)."""
+def _own_rung_value(trial: FrozenTrial, key: str, rung: int, sign: float) -> bool:
+    """Whether ``trial`` has a value recorded under ``key`` (the rung at step ``rung``) that
+    its own curve gave: a retried trial's copy of its failed attempt's value is not, until it
+    meets the rung itself (:func:`rung_stops` then records its own). Only a retried trial's
+    curve is read, so the check costs nothing on the path of other trials."""
+    if key not in trial.system_attrs:
+        return False
+    if _RETRY_KEY not in trial.system_attrs:
+        return True
     return (
         bool(trial.intermediate_values)
         and max(trial.intermediate_values) >= rung
-        and trial.system_attrs.get(key, _NOT_MET) == _value_from(trial, rung, sign)
+        and trial.system_attrs[key] == _value_from(trial, rung, sign)
     )
 
 
