@@ -1209,6 +1209,27 @@ class SRPPruner(BasePruner):
         if steps.size == 0:
             return False
         longest = max((r.steps.size for r in own), default=0)
+        source_steps = self._source_typical_steps
+        if (
+            not self._by_position(own_steps)
+            and own_steps.size
+            and source_steps.size
+            and (source_steps[0] > own_steps[-1] or source_steps[-1] < own_steps[0])
+        ):
+            # Read by step number, the source's curves hold no value at any step the study
+            # decides at (an old study counting from 1000 with another number of reports):
+            # its models would judge every run on its parameters alone.
+            self._drop_source(
+                study,
+                state,
+                f"a typical one of its complete trials reported {source_steps.size} times at "
+                f"steps {int(source_steps[0])}-{int(source_steps[-1])}, a typical one of the "
+                f"study's {own_steps.size} times at steps {int(own_steps[0])}-"
+                f"{int(own_steps[-1])}: with other numbers of reports they are read by step "
+                "number, and no step is shared. Pass trials trained for as many steps as the "
+                "study's, counted alike",
+            )
+            return True
         if (
             not self._by_position(own_steps)
             and self._source_end < steps[-1]

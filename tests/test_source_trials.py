@@ -837,3 +837,45 @@ def test_a_source_of_shorter_runs_is_dropped_at_the_first_complete_trial(
     else:
         assert not dropped
         assert messages == []
+
+
+@pytest.mark.parametrize("reports", ["as many", "twice as many"])
+def test_a_source_numbered_past_the_study_s_steps_is_dropped_unless_read_by_position(
+    reports: str,
+) -> None:
+    # An old study that counted its reports from 1000: with as many reports as the study's
+    # runs it is read by position; with twice as many it is read by step number, where it holds
+    # no value at any step the study decides at, and its models would judge every run on its
+    # parameters alone.
+    per_value = 1 if reports == "as many" else 2  # each value reported this many times
+    source = [
+        optuna.trial.create_trial(
+            params=t.params,
+            distributions=t.distributions,
+            value=t.value,
+            intermediate_values={
+                1000 + per_value * (k - 1) + j: v
+                for k, (_, v) in enumerate(sorted(t.intermediate_values.items()), start=1)
+                for j in range(1, per_value + 1)
+            },
+        )
+        for t in _source(40)
+    ]
+    pruner = SRPPruner(seed=0, source_trials=source)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    _add_own(study)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        _hopeless_trial(study).should_prune()
+    messages = [str(w.message) for w in record if "source_trials" in str(w.message)]
+    dropped = pruner._source_dropped_key in study._storage.get_study_system_attrs(study._study_id)
+    if reports == "twice as many":
+        assert dropped
+        assert len(messages) == 1
+        assert (
+            f"reported {2 * N_STEPS} times at steps 1001-{1000 + 2 * N_STEPS}, a typical one "
+            f"of the study's {N_STEPS} times at steps 1-{N_STEPS}" in messages[0]
+        )
+    else:
+        assert not dropped
+        assert messages == []
