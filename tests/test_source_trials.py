@@ -244,6 +244,55 @@ def test_changed_search_space_uses_only_the_shared_parameters() -> None:
     assert pruner.predict(study, study.trials[-1]) is not None
 
 
+@pytest.mark.parametrize("new_param", ["rate", "opt"])
+def test_a_parameter_that_looks_renamed_warns_once(new_param: str) -> None:
+    # The source has x and lr; the study x and rate (a float, as lr: a rename?), or x and opt
+    # (a categorical: another search space, said without a warning).
+    rng = np.random.default_rng(0)
+    source = []
+    for x in rng.uniform(0, 1, 30):
+        values = curve(float(x), rng)
+        source.append(
+            optuna.trial.create_trial(
+                params={"x": float(x), "lr": 0.1},
+                distributions={"x": FloatDistribution(0, 1), "lr": FloatDistribution(0, 1)},
+                value=values[-1],
+                intermediate_values=dict(enumerate(values, start=1)),
+            )
+        )
+    pruner = SRPPruner(n_startup_trials=5, seed=0, source_trials=source)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    new_dist: optuna.distributions.BaseDistribution = (
+        FloatDistribution(0, 1) if new_param == "rate" else CategoricalDistribution(["sgd"])
+    )
+    for x in (0.6, 0.7, 0.8):
+        values = curve(x, rng)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x, new_param: 0.1 if new_param == "rate" else "sgd"},
+                distributions={"x": FloatDistribution(0, 1), new_param: new_dist},
+                value=values[-1],
+                intermediate_values=dict(enumerate(values, start=1)),
+            )
+        )
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for x in (0.05, 0.1):
+            _hopeless_trial(study, x=x).should_prune()
+    messages = [str(w.message) for w in record]
+    if new_param == "rate":
+        assert messages == [
+            "SRPPruner's source_trials lack the study's parameters ['rate'] and have ['lr'], "
+            "which its trials lack: the models learn nothing about ['rate'] from them. If a "
+            "parameter was renamed, pass the source trials with the new name "
+            "(optuna.trial.create_trial(params=..., distributions=..., value=..., "
+            "intermediate_values=...))."
+        ]
+    else:
+        assert messages == []
+    assert pruner.predict(study, study.trials[-1]) is not None  # the source still trains them
+
+
 def test_source_curves_of_another_length() -> None:
     # Source runs twice as long as the study's: the models still decide, on the study's steps.
     long_source = optuna.create_study(direction="maximize")
@@ -467,8 +516,18 @@ def test_every_worker_drops_the_source_once_one_has(tmp_path: object) -> None:
     first._storage.set_study_system_attr(first._study_id, dropped, True)
     pruner = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(40)[::-1])
     study = optuna.load_study(study_name="s", storage=journal, pruner=pruner)
-    trial = _hopeless_trial(study)
-    assert not trial.should_prune()
+    # This process's user reads its own log: the drop is said here too, once.
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for x in (0.05, 0.1):
+            trial = _hopeless_trial(study, x=x)
+            assert not trial.should_prune()
+    messages = [str(w.message) for w in record if "source_trials" in str(w.message)]
+    assert messages == [
+        "SRPPruner's source_trials were dropped in study 's' by another worker (its warning says "
+        "why). Pruning now uses only the study's own trials, as without a source (study system "
+        f"attribute {pruner._source_dropped_key!r})."
+    ]
     assert pruner.predict(study, study.trials[-1]) is None
     # A restart with another source checks that one afresh.
     other_source = SRPPruner(n_startup_trials=10, seed=0, source_trials=_source(40, seed=11))
@@ -839,22 +898,32 @@ def test_a_source_of_shorter_runs_is_dropped_at_the_first_complete_trial(
         assert messages == []
 
 
-@pytest.mark.parametrize("reports", ["as many", "twice as many"])
-def test_a_source_numbered_past_the_study_s_steps_is_dropped_unless_read_by_position(
-    reports: str,
+@pytest.mark.parametrize(
+    ("numbering", "n_within"),
+    [("as many from 1001", None), ("twice as many from 1001", 0), ("twice as many in 100s", 1)],
+)
+def test_a_source_with_at_most_one_report_in_the_study_s_steps_is_dropped(
+    numbering: str, n_within: int | None
 ) -> None:
-    # An old study that counted its reports from 1000: with as many reports as the study's
-    # runs it is read by position; with twice as many it is read by step number, where it holds
-    # no value at any step the study decides at, and its models would judge every run on its
-    # parameters alone.
-    per_value = 1 if reports == "as many" else 2  # each value reported this many times
+    # An old study that counted its reports from 1001, or in hundreds of iterations: with as
+    # many reports as the study's runs it is read by position; with twice as many, by step
+    # number, where it holds at most one value in the steps the study decides at (1-20), and its
+    # models would judge every run on its parameters and a first report alone.
+    def step_of(k: int, j: int) -> int:  # the j-th of the reports of a run's k-th value
+        if numbering == "as many from 1001":
+            return 1000 + k
+        if numbering == "twice as many from 1001":
+            return 1000 + 2 * (k - 1) + j
+        return 1 + 100 * (2 * (k - 1) + j - 1)
+
+    per_value = 1 if numbering == "as many from 1001" else 2
     source = [
         optuna.trial.create_trial(
             params=t.params,
             distributions=t.distributions,
             value=t.value,
             intermediate_values={
-                1000 + per_value * (k - 1) + j: v
+                step_of(k, j): v
                 for k, (_, v) in enumerate(sorted(t.intermediate_values.items()), start=1)
                 for j in range(1, per_value + 1)
             },
@@ -869,13 +938,15 @@ def test_a_source_numbered_past_the_study_s_steps_is_dropped_unless_read_by_posi
         _hopeless_trial(study).should_prune()
     messages = [str(w.message) for w in record if "source_trials" in str(w.message)]
     dropped = pruner._source_dropped_key in study._storage.get_study_system_attrs(study._study_id)
-    if reports == "twice as many":
-        assert dropped
-        assert len(messages) == 1
-        assert (
-            f"reported {2 * N_STEPS} times at steps 1001-{1000 + 2 * N_STEPS}, a typical one "
-            f"of the study's {N_STEPS} times at steps 1-{N_STEPS}" in messages[0]
-        )
-    else:
+    if n_within is None:
         assert not dropped
         assert messages == []
+    else:
+        assert dropped
+        assert len(messages) == 1
+        first, last = step_of(1, 1), step_of(N_STEPS, 2)
+        assert (
+            f"reported {2 * N_STEPS} times at steps {first}-{last}, {n_within} of them within "
+            f"the study's steps 1-{N_STEPS} (a typical one of the study's reported {N_STEPS} "
+            "times)" in messages[0]
+        )
