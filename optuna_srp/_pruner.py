@@ -1190,8 +1190,8 @@ class SRPPruner(BasePruner):
         # Sharing none is another model class (issue 19's MetaQNN and ResNets), not a rename.
         if not own.keys() & source.keys():
             return
-        only_own = sorted(n for n in own.keys() - source.keys())
-        only_source = sorted(n for n in source.keys() - own.keys())
+        only_own = sorted(own.keys() - source.keys())
+        only_source = sorted(source.keys() - own.keys())
         kinds = {source[n] for n in only_source}
         renamed = [n for n in only_own if own[n] in kinds]
         if renamed:
@@ -1233,7 +1233,7 @@ class SRPPruner(BasePruner):
         deviations off, on a half of the same corpus or another TaskSet task at most 1.4 (3
         runs, 6 draws; docs/benchmarks.md, warm start). A calibrated source passes the
         check with probability 0.994 each time it is made, and dropping it only makes the
-        study decide as it would without one. The decision is kept in the study's system
+        study decide from then on as without one. The decision is kept in the study's system
         attributes, so every worker drops it at once.
         """
         # Once dropped, _n_source is 0 and no source reaches this check: only another worker's
@@ -1251,52 +1251,9 @@ class SRPPruner(BasePruner):
             return True
         if steps.size == 0:
             return False
-        longest = max((r.steps.size for r in own), default=0)
-        source_steps = self._source_typical_steps
-        if not self._by_position(own_steps) and own_steps.size and source_steps.size:
-            within = int(
-                np.count_nonzero((source_steps >= own_steps[0]) & (source_steps <= own_steps[-1]))
-            )
-            if within < 2:
-                # Read by step number, the source's curves hold at most one value in the steps
-                # the study decides at (an old study counting from 1000, or in iterations, with
-                # another number of reports): its models would judge every run on its
-                # parameters, and a first report, alone.
-                self._drop_source(
-                    study,
-                    state,
-                    f"a typical one of its complete trials reported {source_steps.size} times at "
-                    f"steps {int(source_steps[0])}-{int(source_steps[-1])}, {within} of them "
-                    f"within the study's steps {int(own_steps[0])}-{int(own_steps[-1])} (a "
-                    f"typical one of the study's reported {own_steps.size} times): with other "
-                    "numbers of reports they are read by step number, and the source's curves "
-                    "say next to nothing at the steps the study decides at. Pass trials trained "
-                    "for as many steps as the study's, counted alike",
-                )
-                return True
-        if (
-            not self._by_position(own_steps)
-            and self._source_end < steps[-1]
-            and self._source_longest < longest
-        ):
-            # Read by step number (other numbers of reports), the final values of a source
-            # shorter in both steps and reports are what the study's runs reach partway
-            # through: a fresh user's 10-epoch source for a 20-epoch study passed the check
-            # below and stopped runs at .93-.95 accuracy on predicted finals of .75-.88. One
-            # of the two alone is another count (steps from 0 where the study's runs stopped
-            # themselves) or other intervals (a report every second epoch). With the
-            # objective's own early stopping, the longest of dozens of source runs seldom
-            # ends before the study's.
-            self._drop_source(
-                study,
-                state,
-                f"its complete trials ended by step {self._source_end} after at most "
-                f"{self._source_longest} reports, and the study's have reached step "
-                f"{int(steps[-1])} after {longest} (read by step number: a typical run of the "
-                f"source has {self._source_typical_steps.size} reports, of the study "
-                f"{own_steps.size}), so its final values are what the study's runs reach partway "
-                "through. Pass trials trained for as many steps as the study's, counted alike",
-            )
+        why = None if self._by_position(own_steps) else self._misread(own, steps, own_steps)
+        if why is not None:
+            self._drop_source(study, state, why)
             return True
         checkpoint = int(steps[report_index(steps.size, RUNG_FRACTION)])
         checked = [
@@ -1342,6 +1299,50 @@ class SRPPruner(BasePruner):
             "few trials say little (from now on the study decides without it)",
         )
         return True
+
+    def _misread(
+        self, own: Sequence[CurveRecord], steps: np.ndarray, own_steps: np.ndarray
+    ) -> str | None:
+        """Why the source, read by step number (:meth:`_by_position` is False), cannot describe
+        the study (``own``: its complete trials' records, ``steps``: their distinct steps,
+        ``own_steps``: a typical one's steps), or None where it can."""
+        source_steps = self._source_typical_steps
+        if own_steps.size and source_steps.size:
+            within = int(
+                np.count_nonzero((source_steps >= own_steps[0]) & (source_steps <= own_steps[-1]))
+            )
+            if within < 2:
+                # The source's curves hold at most one value in the steps the study decides at
+                # (an old study counting from 1000, or in iterations, with another number of
+                # reports): its models would judge every run on its parameters, and a first
+                # report, alone.
+                return (
+                    f"a typical one of its complete trials reported {source_steps.size} times at "
+                    f"steps {int(source_steps[0])}-{int(source_steps[-1])}, {within} of them "
+                    f"within the study's steps {int(own_steps[0])}-{int(own_steps[-1])} (a "
+                    f"typical one of the study's reported {own_steps.size} times): with other "
+                    "numbers of reports they are read by step number, and the source's curves "
+                    "say next to nothing at the steps the study decides at. Pass trials trained "
+                    "for as many steps as the study's, counted alike"
+                )
+        longest = max((r.steps.size for r in own), default=0)
+        if self._source_end < steps[-1] and self._source_longest < longest:
+            # The final values of a source shorter in both steps and reports are what the
+            # study's runs reach partway through: a fresh user's 10-epoch source for a 20-epoch
+            # study passed the check of _source_misleads and stopped runs at .93-.95 accuracy on
+            # predicted finals of .75-.88. One of the two alone is another count (steps from 0
+            # where the study's runs stopped themselves) or other intervals (a report every
+            # second epoch). With the objective's own early stopping, the longest of dozens of
+            # source runs seldom ends before the study's.
+            return (
+                f"its complete trials ended by step {self._source_end} after at most "
+                f"{self._source_longest} reports, and the study's have reached step "
+                f"{int(steps[-1])} after {longest} (read by step number: a typical run of the "
+                f"source has {source_steps.size} reports, of the study {own_steps.size}), so its "
+                "final values are what the study's runs reach partway through. Pass trials "
+                "trained for as many steps as the study's, counted alike"
+            )
+        return None
 
     def _drop_source(self, study: Study, state: _StudyState, why: str) -> None:
         """Drop the source trials for good, for every worker (the study's system attributes),

@@ -40,6 +40,16 @@ def _source(n: int, seed: int = 10, **kwargs: object) -> list[FrozenTrial]:
     return study.get_trials(states=(TrialState.COMPLETE,))
 
 
+def _with_curve(trial: FrozenTrial, values: dict[int, float]) -> FrozenTrial:
+    """``trial`` (complete) with ``values`` as its intermediate values."""
+    return optuna.trial.create_trial(
+        params=trial.params,
+        distributions=trial.distributions,
+        value=trial.value,
+        intermediate_values=values,
+    )
+
+
 def _boosted(trials: list[FrozenTrial], by: float = 1.0) -> list[FrozenTrial]:
     """The same trials with every value (curve and final) higher by ``by``."""
     return [
@@ -373,11 +383,9 @@ def test_non_finite_values_in_a_source_curve_are_read_as_a_diverged_run() -> Non
     is normal input (a run that diverged and recovered), read as in the study's own trials."""
     source = _source(40)
     spoiled = [
-        optuna.trial.create_trial(
-            params=t.params,
-            distributions=t.distributions,
-            value=t.value,
-            intermediate_values={
+        _with_curve(
+            t,
+            {
                 s: (float("nan") if i % 2 else float("inf")) if s == 3 and i < 10 else v
                 for s, v in t.intermediate_values.items()
             },
@@ -844,12 +852,7 @@ def _renumbered_trial(trial: FrozenTrial, step_of: Callable[[int], int | None]) 
         for k, (_, v) in enumerate(sorted(trial.intermediate_values.items()), start=1)
         if (step := step_of(k)) is not None
     }
-    return optuna.trial.create_trial(
-        params=trial.params,
-        distributions=trial.distributions,
-        value=trial.value,
-        intermediate_values=values,
-    )
+    return _with_curve(trial, values)
 
 
 @pytest.mark.parametrize(
@@ -918,11 +921,9 @@ def test_a_source_with_at_most_one_report_in_the_study_s_steps_is_dropped(
 
     per_value = 1 if numbering == "as many from 1001" else 2
     source = [
-        optuna.trial.create_trial(
-            params=t.params,
-            distributions=t.distributions,
-            value=t.value,
-            intermediate_values={
+        _with_curve(
+            t,
+            {
                 step_of(k, j): v
                 for k, (_, v) in enumerate(sorted(t.intermediate_values.items()), start=1)
                 for j in range(1, per_value + 1)
