@@ -82,18 +82,18 @@ _SOURCE_CHECK_Z = 2.0
 # the source, whose runs that learned show how far runs get in this setup, gives the unit that
 # a study's first trials lack. Re-tuning, summed regret 4.49 against 5.00 (held-out orderings)
 # and 4.03 against 4.25; from another search space (another setup) it cost the study
-# (docs/benchmarks.md, warm start). Where under a tenth of the runs learn, the 10-90% range is
+# (docs/benchmarks-log.md, warm start). Where under a tenth of the runs learn, the 10-90% range is
 # the chance level's noise (TaskSet patch128, embed128, LSTM128_E128, VRNN64: .016-.030 of
 # loss, against .06-.17 from the median up to the 95th percentile), and the unit is how far the
 # best twentieth (as for the rungs) got above the median (_margin_unit); elsewhere the range is
 # the larger. The eight (b), (c) pairs, summed regret 3.77 against 3.84 (TaskSet patch128 from
 # embed128's curves .25 against .31 at 10 full trainings); held-out re-tuning 3.51 against
-# 3.58 (docs/benchmarks.md, warm start). The unit is read on the source trials within the
+# 3.58 (docs/benchmarks-log.md, warm start). The unit is read on the source trials within the
 # study's search space (its ranges and choices), and only where there are at least
 # _MIN_MARGIN_RUNS of them: how far runs get where the study searches. A fresh user re-tuned in
 # a range narrowed around the old best, where every run ends within noise of the others: the
 # unit of the whole old range made every run "unable to beat the first complete trial by a
-# twentieth", and the study stopped 29 of 30 trials behind it (docs/benchmarks.md, warm start).
+# twentieth", and the study stopped 29 of 30 trials behind it (docs/benchmarks-log.md, warm start).
 _SOURCE_MARGIN = 0.05
 # The fewest source trials within the study's search space that set the margin's unit: the
 # 10-90% range of fewer than ten runs is the range of all of them.
@@ -109,13 +109,13 @@ _FULL_THRESHOLD_FRACTION = 0.1
 # reached its step is not pruned, so the models keep being fed good complete trials. Without
 # the rule TaskSet GRU128 lost the best in 3 of 3 orderings; 0.05 gave identical decisions on
 # 5 orderings x 8 corpora (the median guard binds first): the value is inert, the rule is not
-# (docs/benchmarks.md, first round).
+# (docs/benchmarks-log.md, first round).
 _KEEP_TOP_FRACTION = 0.1
 # A trial whose just-reported value is worse than this quantile of the complete trials' values
 # at its step is a laggard, pruned when the probability is below _LAGGARD_THRESHOLD (scaled by
 # the square of the early ramp). 0.2 for the fraction lost the best ResNet in 6 of 20 orderings
 # (it sits between the 10% and 20% quantiles before the learning-rate drop); 0.3 for the
-# threshold was a wash (docs/benchmarks.md, third round).
+# threshold was a wash (docs/benchmarks-log.md, third round).
 _LAGGARD_FRACTION = 0.1
 _LAGGARD_THRESHOLD = 0.2
 # The models are refitted when the number of complete trials has grown by this fraction since
@@ -558,7 +558,7 @@ class SRPPruner(BasePruner):
                 # until the first one ends: a source of the same setup places them instead,
                 # where its evidence would from that trial on (_early_rungs), or at the quarter.
                 # Re-tuning with 4 workers, summed regret at 10 full trainings 3.25 against 4.20
-                # (docs/benchmarks.md, warm start).
+                # (docs/benchmarks-log.md, warm start).
                 first, startup = self._source_first_rung(study, state, complete, trial)
                 return self._rung_prune(
                     study,
@@ -584,7 +584,7 @@ class SRPPruner(BasePruner):
                 # A trial the models stop at a rung is still one of its peers, as in
                 # successive halving: were the peers only the trials the models kept, the
                 # rung's bar would rise with every stop of theirs, and the rung would stop
-                # runs that successive halving keeps (docs/benchmarks.md, issue 17).
+                # runs that successive halving keeps (docs/benchmarks-log.md, issue 17).
                 with contextlib.suppress(_UpdateFinishedTrialError):
                     rung_stops(study, trial, complete, _sign(study), first, True)
             return True
@@ -605,7 +605,7 @@ class SRPPruner(BasePruner):
         stop most trials before they complete, so the check would come late: with MetaQNN's
         curves as the source, a ResNets study had its second complete trial at its 95th, and
         lost its best run (regret .09 at 100 full trainings against .02 without a source;
-        with the full group fed, .01; docs/benchmarks.md, warm start)."""
+        with the full group fed, .01; docs/benchmarks-log.md, warm start)."""
         return (
             bool(self._source_trials)
             and self._wrapped_pruner is None
@@ -761,7 +761,7 @@ class SRPPruner(BasePruner):
         until ``S`` is 37), not later. Summed regret of the 11 corpora, random sampler: 6.85
         against 6.91 on orderings 0-9 and 7.32 against 7.50 on 10-19; TPE: 4.97 against 5.24.
         The exact best was kept in 395 of 440 fixed-trial studies against 400
-        (docs/benchmarks.md, issue 17). :meth:`_model_bar` applies it only while the models
+        (docs/benchmarks-log.md, issue 17). :meth:`_model_bar` applies it only while the models
         learn from the study's own complete trials alone: with source trials in the fit, the
         higher bar made the source's errors cost more (re-tuning at 50 and 100 full trainings:
         .36 and .32 against .27 and .19).
@@ -823,7 +823,7 @@ class SRPPruner(BasePruner):
     ) -> tuple[float | None, str | None]:
         """Where the rungs beside the models begin (:func:`early_rung_fraction`), or None: no
         rungs, the models decide alone (a rung at a quarter beside them cost the best ResNet:
-        .14 regret at 100 full trainings against .01, docs/benchmarks.md); and, where the
+        .14 regret at 100 full trainings against .01, docs/benchmarks-log.md); and, where the
         start-up's rungs stand in, why they begin there (None otherwise).
 
         The evidence is the study's own trials once it has ``n_startup_trials`` complete ones,
@@ -840,7 +840,7 @@ class SRPPruner(BasePruner):
         has its own: held-out re-tuning from a successive-halving study, summed regret 6.01
         against 6.21 and 2 cells worse than without a source against 8; a trade, since it costs
         at 10 full trainings where those rungs were right (TaskSet; with TPE 4.78 against 4.15)
-        and keeps the run that ends best where they were not (docs/benchmarks.md, warm start).
+        and keeps the run that ends best where they were not (docs/benchmarks-log.md, warm start).
         ``wrapped_pruner`` replaces every rung.
         """
         if self._wrapped_pruner is not None:
@@ -1231,7 +1231,7 @@ class SRPPruner(BasePruner):
         ``_SOURCE_CHECK_Z`` predicted standard deviations off, the source is another problem:
         models trained on MetaQNN's curves put ResNets runs a median 4.0-6.7 standard
         deviations off, on a half of the same corpus or another TaskSet task at most 1.4 (3
-        runs, 6 draws; docs/benchmarks.md, warm start). A calibrated source passes the
+        runs, 6 draws; docs/benchmarks-log.md, warm start). A calibrated source passes the
         check with probability 0.994 each time it is made, and dropping it only makes the
         study decide from then on as without one. The decision is kept in the study's system
         attributes, so every worker drops it at once.
@@ -1416,7 +1416,7 @@ class SRPPruner(BasePruner):
         # 0.48 to the end. While source trials train the models, the residuals are mostly the
         # source's, and the study's runs end further from the predictions than they show: the
         # two-sided spread stays (held-out re-tuning, summed regret 3.77 with the upper tail
-        # against 3.55; docs/benchmarks.md, issue 17).
+        # against 3.55; docs/benchmarks-log.md, issue 17).
         model: SRMEnsemble | None = SRMEnsemble(
             self._n_estimators,
             nu=kernel.get("nu"),
@@ -1741,14 +1741,14 @@ def _n_source_used(n_source: int, n_own: int, n_startup_trials: int) -> int:
     stop most runs early, and 39 of 110 held-out re-tuning studies never had 10 complete trials;
     training the full group to the end until then (not only until the source check) made them
     reach it (4 of 110 never did) and cost more at 10 and 25 full trainings than it saved
-    (summed regret 4.51 against 3.94, docs/benchmarks.md, warm start). Letting the budget
+    (summed regret 4.51 against 3.94, docs/benchmarks-log.md, warm start). Letting the budget
     spent fade the source too (each full training past ``n_startup_trials`` standing in for an
     own complete trial) cost .11 and .07 at 25 full trainings on two sets of re-tuning
     orderings; the cells where a source does worse than none come from its first decisions.
     A slower fade (a share falling as ``n_startup_trials / (n_startup_trials + n_own)``) kept a
     source that over-rates late learners in every fit: on TaskSet GRU128 re-tuning it pruned
     almost nothing, normalized regret .47 and .35 at 50 and 100 full trainings against .17
-    and .00 without a source (docs/benchmarks.md, warm start).
+    and .00 without a source (docs/benchmarks-log.md, warm start).
     """
     return min(n_source, 5 * max(n_startup_trials - n_own, 0))
 
@@ -1892,7 +1892,7 @@ def _diverged(study: Study, trial: FrozenTrial) -> bool:
     first trial is judged on its own curve). No run of the shared curves reported a finite
     value after a non-finite one (413 of the 6,000 TaskSet runs diverged, 298 at their first
     report), and the full group would otherwise train such a run to the end, for a failed
-    trial that feeds no model (docs/benchmarks.md, issue 17). Optuna's median and percentile
+    trial that feeds no model (docs/benchmarks-log.md, issue 17). Optuna's median and percentile
     pruners stop a trial whose values are all NaN."""
     step = trial.last_step
     if step is None or math.isfinite(trial.intermediate_values[step]):

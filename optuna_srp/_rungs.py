@@ -70,7 +70,7 @@ FULL_FRACTION = 0.25
 # curves that cross are still behind most others (the best ResNet on CIFAR-10 behind 57% of all
 # runs at a tenth of its curve, the learning-rate drop still ahead). A rung at a tenth lost
 # the best ResNet in 12 of 30 held-out replays against 3 of 30 without start-up rungs; at a
-# quarter, 3 of 40 over every ordering, as without (docs/benchmarks.md, issue 17).
+# quarter, 3 of 40 over every ordering, as without (docs/benchmarks-log.md, issue 17).
 RUNG_FRACTION = 0.25
 # Optuna's default reduction factor: a trial goes on from the rung if it is in the top quarter.
 REDUCTION_FACTOR = 4
@@ -79,7 +79,7 @@ REDUCTION_FACTOR = 4
 _EARLY_FRACTIONS = (1 / 256, 1 / 64, 1 / 16)
 # The fewest best runs that must have led at an early first rung. With 3, the study's own
 # evidence moved the rungs of some ResNets studies early and lost their best run (regret .06 at
-# 100 full trainings against .01); with 5, .02 (docs/benchmarks.md, issue 17).
+# 100 full trainings against .01); with 5, .02 (docs/benchmarks-log.md, issue 17).
 _N_TOP = 5
 # Where there are more complete trials (a source of hundreds), the best twentieth of them is the
 # evidence, and a rung is placed where at least _N_TOP of them led and, with 75% confidence, a
@@ -91,7 +91,7 @@ _N_TOP = 5
 # needed 17 of its best 25 (two thirds) for a majority, and TaskSet patch128 and embed128, whose
 # best twentieth leads at the first report at a share of .62-.64, screened from a 16th (three
 # times the steps per stopped run) in 12-13 of 20 halves; at 75%, 15 of 25: 3.64 against 3.94,
-# and 3.26 against 3.35 on the other orderings (docs/benchmarks.md, issue 19).
+# and 3.26 against 3.35 on the other orderings (docs/benchmarks-log.md, issue 19).
 _TOP_SHARE = 1 / 20
 _MIN_LED_SHARE = 0.5
 _LED_CONFIDENCE = 0.75
@@ -101,7 +101,7 @@ _LED_CONFIDENCE = 0.75
 # passed on LSTM and ResNets in some held-out orderings and lost their best runs (LSTM regret
 # .10 at 100 full trainings against .00); with 12, .01. At 0.8, the typical LSTM runs ranked
 # alike at a 16th and at a quarter often enough that the rungs lost the best one, a slow
-# starter, in 6 more fixed-trial replays of 40; at 0.9, in 2 (docs/benchmarks.md, issue 17).
+# starter, in 6 more fixed-trial replays of 40; at 0.9, in 2 (docs/benchmarks-log.md, issue 17).
 _N_RANKED = 12
 _MIN_RANK_CORRELATION = 0.9
 
@@ -154,7 +154,7 @@ def startup_first_rung(study: Study, trial: FrozenTrial) -> float:
     against the quarter alone (random sampler, 11 corpora), summed regret fell on each set of
     10 orderings: 6.89 against 7.45, 7.57 against 7.78, 6.67 against 7.34, most of it at 10
     full trainings. With TPE it fell from 6.08 to 5.05. The best was kept in 400 of 440
-    fixed-trial replays, with and without (docs/benchmarks.md, issue 17).
+    fixed-trial replays, with and without (docs/benchmarks-log.md, issue 17).
     """
     if trial.number % 2 == 0 or in_full_group(study, trial, FULL_FRACTION):
         return RUNG_FRACTION
@@ -190,7 +190,7 @@ def rung_stops(
     placed them is wrong. It meets the quarter's, which every other trial of the start-up
     meets and which keeps the slow starters of curves that cross (``RUNG_FRACTION``): summed
     regret 6.59 against 6.66 on random orderings 0-9 and 6.89 against 7.12 held out, most of
-    it at 10 full trainings on TaskSet (docs/benchmarks.md, issue 17). None past a quarter: a
+    it at 10 full trainings on TaskSet (docs/benchmarks-log.md, issue 17). None past a quarter: a
     rung at the whole curve would stop trials that have cost all their steps and throw away
     the complete curves the models need. No trial meets a rung before a trial of ``complete``
     is, and each meets each rung once (at its first check at or past it).

@@ -238,7 +238,7 @@ def test_workers_share_the_rung_through_storage(tmp_path: Any) -> None:
 def test_with_source_trials_the_models_decide_from_the_first_own_complete_trial() -> None:
     # The source makes the models ready at the first own complete trial, and the start-up
     # rule gives way to them: with it, a source and the rung's fast-start sample together lost
-    # the best ResNet (docs/benchmarks.md, warm start).
+    # the best ResNet (docs/benchmarks-log.md, warm start).
     earlier = optuna.create_study(direction="maximize")
     add_complete_trials(earlier, 20, seed=3)
     study = _study(source_trials=earlier.get_trials(states=(TrialState.COMPLETE,)))
