@@ -129,16 +129,33 @@ class CheckedSRPPruner(SRPPruner):
     """An SRPPruner that, after each decision, checks that the model it holds was fitted only
     on trials that are COMPLETE in storage, with the values storage has for them."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, record_every_decision: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.record_every_decision = record_every_decision
         self.n_calls = 0
         self.n_model_calls = 0
         self.n_pruned = 0
         self.violations: list[str] = []
+        # What the models' decisions of a trial at a step (the key) rested on that another
+        # worker's timing can change: the complete trials the models had learned from, and the
+        # other trials that had reported at or past the step (the peers of the top-fraction
+        # keep). Recorded at the prunes, or at every decision with record_every_decision.
+        self.evidence: dict[tuple[int, int], list[list[int]]] = {}
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
         decision = super().prune(study, trial)
         fit = self._fit_for(study)
+        step = trial.last_step
+        if fit is not None and step is not None and (decision or self.record_every_decision):
+            peers = sorted(
+                t.number
+                for t in study.get_trials(deepcopy=False)
+                if t.number != trial.number
+                and t.intermediate_values
+                and max(t.intermediate_values) >= step
+            )
+            with self._lock:
+                self.evidence[trial.number, step] = [sorted(fit.complete_numbers), peers]
         problems: list[str] = []
         if fit is not None:
             # COMPLETE is final, so "complete now" is a superset of "complete at fit time".
@@ -217,6 +234,7 @@ class WorkerSpec:
     hang_at: tuple[int, int] | None = None
     hang_marker: str = ""
     pruner_kwargs: dict[str, Any] = field(default_factory=lambda: dict(PRUNER_KWARGS))
+    record_every_decision: bool = False  # CheckedSRPPruner's evidence at every decision
 
 
 def run_worker(spec: WorkerSpec) -> None:
@@ -238,7 +256,9 @@ def replay(spec: WorkerSpec, storage: BaseStorage | None = None) -> dict[str, An
     """Replay trials through one CheckedSRPPruner; returns what it saw."""
     corpus = make_corpus(seed=spec.corpus_seed)
     order = make_order(len(corpus), seed=spec.order_seed)
-    pruner = CheckedSRPPruner(**spec.pruner_kwargs)
+    pruner = CheckedSRPPruner(
+        record_every_decision=spec.record_every_decision, **spec.pruner_kwargs
+    )
     study = optuna.create_study(
         storage=storage if storage is not None else spec.storage.open(),
         study_name=spec.study_name,
@@ -273,6 +293,7 @@ def replay(spec: WorkerSpec, storage: BaseStorage | None = None) -> dict[str, An
         "n_pruned": pruner.n_pruned,
         "violations": pruner.violations[:20],
         "n_violations": len(pruner.violations),
+        "evidence": [[n, step, numbers] for (n, step), numbers in pruner.evidence.items()],
     }
 
 
