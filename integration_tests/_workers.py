@@ -139,7 +139,9 @@ class CheckedSRPPruner(SRPPruner):
         # What the models' decisions of a trial at a step (the key) rested on that another
         # worker's timing can change: the complete trials the models had learned from, and the
         # other trials that had reported at or past the step (the peers of the top-fraction
-        # keep). Recorded at the prunes, or at every decision with record_every_decision.
+        # keep). Recorded at the prunes, or at every decision with record_every_decision. The
+        # peers are read just after the decision, so a worker's record may also hold a trial
+        # that reported in between: a difference from the single-process record can be that.
         self.evidence: dict[tuple[int, int], list[list[int]]] = {}
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:

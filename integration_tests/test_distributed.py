@@ -182,7 +182,7 @@ def _check_best_kept(
         finals = sorted(corpus[order[t.number % len(order)]].curve[-1] for t in trials)
         assert q.best_value >= finals[-3], (q, reason)
         return
-    if decision == "pruned:model" and "would buy as fresh trials" in reason:
+    if decision == "pruned:model" and fresh:
         probability = float(best.user_attrs["srp:probability"])
         threshold = PRUNER_KWARGS.get(
             "threshold", inspect.signature(SRPPruner).parameters["threshold"].default
