@@ -483,6 +483,12 @@ class SRPPruner(BasePruner):
         self._source_params = frozenset(
             frozenset(t.params) for t in self._source_trials + self._source_pruned
         )
+        # Each parameter's kind (float, int or categorical) in the source, for _warn_renamed.
+        self._source_kinds = {
+            n: type(d)
+            for t in self._source_trials + self._source_pruned
+            for n, d in t.distributions.items()
+        }
         self._source_typical_steps = _typical_steps(self._source_trials)
         self._source_longest = max(
             (len(t.intermediate_values) for t in self._source_trials), default=0
@@ -1182,11 +1188,7 @@ class SRPPruner(BasePruner):
         if "source-renamed" in state.warned:
             return
         own = {n: type(d) for t in complete for n, d in t.distributions.items()}
-        source = {
-            n: type(d)
-            for t in self._source_trials + self._source_pruned
-            for n, d in t.distributions.items()
-        }
+        source = self._source_kinds
         # Sharing none is another model class (issue 19's MetaQNN and ResNets), not a rename.
         if not own.keys() & source.keys():
             return
