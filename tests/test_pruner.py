@@ -793,6 +793,44 @@ def test_the_laggard_threshold_is_scaled_quadratically_over_the_first_tenth() ->
     assert decide(study, state, fit, frozen, early * 0.8, decision_step)[0] == "pruned:laggard"
 
 
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+@pytest.mark.parametrize(
+    ("ranges_below", "decision"), [(1.5, "pruned:laggard"), (0.5, "kept:model")]
+)
+def test_a_run_worse_than_every_complete_one_by_their_range_is_a_laggard_whatever_the_models_say(
+    direction: Direction, ranges_below: float, decision: str
+) -> None:
+    # Far from its training curves an RBF model predicts about their mean final value, so a run
+    # unlike any complete one can be given a high chance. Worse than the worst complete value at
+    # its step by more than the complete values' range there, it is stopped whatever the chance
+    # (set here to 0.9); by less, the chance decides.
+    sign = _sign(direction)
+    study = optuna.create_study(direction=direction)
+    add_complete_trials(study, 20)
+    at_step = np.array([sign * t.intermediate_values[5] for t in study.trials])
+    value = at_step.min() - ranges_below * np.ptp(at_step)
+    trial = _ask(study, 0.5)
+    _report(trial, [float(np.quantile(at_step, 0.5))] * 4 + [float(value)], sign)
+    pruner = SRPPruner(n_startup_trials=10, seed=0)
+    state, fit, frozen, decision_step = _fit_for_last_trial(study, pruner)
+    assert pruner._decide(study, state, fit, frozen, 0.9, decision_step)[0] == decision
+
+
+def test_the_reason_for_a_run_unlike_any_complete_one_names_the_worst_complete_value() -> None:
+    study = optuna.create_study(direction="minimize")
+    add_complete_trials(study, 12)
+    trial = _ask(study, 0.5)
+    _report(trial, [5.0] * 3)  # losses of 5 where the complete runs are at 0-1
+    pruner = SRPPruner(n_startup_trials=10, seed=0, threshold=0.0)
+    study.pruner = pruner
+    assert trial.should_prune()
+    attrs = study.trials[-1].user_attrs
+    worst = max(t.intermediate_values[3] for t in study.trials[:-1])
+    assert attrs["srp:decision"] == "pruned:laggard"
+    assert f"the worst: {_pruner._fmt(worst)}" in attrs["srp:reason"]
+    assert "unlike any the models learned from" in attrs["srp:reason"]
+
+
 def test_early_in_a_study_the_bar_is_what_the_remaining_steps_would_buy() -> None:
     # The trial's 15 remaining steps are 0.75 of a full training, and the study has spent
     # 12.25, so fresh trials would buy a chance of 0.75 / 12.25 = 0.061 of a new best with them.
