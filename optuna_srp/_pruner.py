@@ -1514,9 +1514,7 @@ class SRPPruner(BasePruner):
         """
         with self._lock:
             quantile = _complete_quantile(fit, step, q)
-        value = trial.intermediate_values.get(step)
-        current = sign * value if value is not None and math.isfinite(value) else -math.inf
-        return current < quantile
+        return _current_value(trial, step, sign) < quantile
 
     def _beyond_complete_range(
         self, fit: _Fit, trial: FrozenTrial, step: int, sign: float
@@ -1531,9 +1529,9 @@ class SRPPruner(BasePruner):
         if finite.size < _MIN_RANGE_TRIALS:
             return None
         lowest = float(finite.min())
-        value = trial.intermediate_values.get(step)
-        current = sign * value if value is not None and math.isfinite(value) else -math.inf
-        return lowest if current < lowest - float(np.ptp(finite)) else None
+        return (
+            lowest if _current_value(trial, step, sign) < lowest - float(np.ptp(finite)) else None
+        )
 
     def _ranks_in_top(
         self,
@@ -1968,6 +1966,13 @@ def _reference(storage: object) -> Callable[[], object | None]:
         return weakref.ref(storage)
     except TypeError:  # not weakly referenceable: hold it, so that its id cannot be reused
         return lambda: storage
+
+
+def _current_value(trial: FrozenTrial, step: int, sign: float) -> float:
+    """The value ``trial`` reported at ``step``, higher is better; -inf where it is missing or
+    not finite (the worst), as the median, laggard and range rules read it."""
+    value = trial.intermediate_values.get(step)
+    return sign * value if value is not None and math.isfinite(value) else -math.inf
 
 
 def _complete_values_at(fit: _Fit, step: int) -> np.ndarray:
