@@ -555,7 +555,8 @@ class SRPPruner(BasePruner):
                     trial,
                     "pruned:diverged",
                     f"pruned at step {step}: it reported {trial.intermediate_values[step]!r} "
-                    "(diverged), where finite values had been reported by this step",
+                    "(not finite: a diverged run, or a metric that cannot be computed), where "
+                    "finite values had been reported by this step",
                 )
         if self._feeds_source_check(study, state, trial, complete):
             return False
@@ -1661,8 +1662,8 @@ class _Decision:
         if rule == "laggard":
             # Not "behind most": with one complete trial the quantile is that trial.
             return (
-                f"{head}below the complete trials' {_LAGGARD_FRACTION:.0%} quantile at this "
-                f"step; {predicted}, {chance}"
+                f"{head}worse than all but the worst {_LAGGARD_FRACTION:.0%} of the complete "
+                f"trials at this step; {predicted}, {chance}"
             )
         if rule == "median":
             return f"{head}{predicted}, {chance}, but not behind the complete trials' median here"
