@@ -124,7 +124,8 @@ _LAGGARD_THRESHOLD = 0.2
 # value, so where every complete run had learned, a run at chance was predicted to end near
 # the best with a 25% chance (a fresh user's study) and trained a third of its curve. With
 # the 10-90% range instead of the whole, LCBench balanced lost a best run at its second report;
-# with the whole, random orderings 0-9 summed 6.57 against 6.65, no cell worse by more than .01
+# with the whole, random orderings 0-9 summed 6.57 against 6.65, no cell worse by more than .01;
+# neutral where it was not chosen: held out 6.91 for both, TPE 4.79 against 4.78
 # (docs/benchmarks-log.md, issue 17). It needs this many complete values at the step: of n
 # runs that differ only by noise, a new one falls below the lowest by more than their range
 # at a check with a chance of 17% for n = 2, 1.5% for 5, .09% for 10 (Gaussian noise,
