@@ -551,7 +551,7 @@ class SRPPruner(BasePruner):
         if _diverged(study, trial):
             best_final = _best_final(complete, _sign(study))
             if not (math.isfinite(best_final) and _reached(trial, _sign(study), best_final)):
-                return _mark_pruned(
+                return _write_decision(
                     study,
                     trial,
                     "pruned:diverged",
@@ -560,6 +560,13 @@ class SRPPruner(BasePruner):
                     "finite values had been reported by this step",
                 )
         if self._feeds_source_check(study, state, trial, complete):
+            self._mark_full(
+                study,
+                state,
+                trial,
+                "trained to the end, so that the source trials can be checked against the study's "
+                f"own complete trials ({len(complete)} of {_MIN_SOURCE_CHECK_TRIALS})",
+            )
             return False
         prediction = self._predict(study, state, trial, complete)
         if prediction is None:
@@ -569,7 +576,7 @@ class SRPPruner(BasePruner):
                 if not self._wrapped_pruner.prune(study, trial):
                     return False
                 wrapped = type(self._wrapped_pruner).__name__
-                return _mark_pruned(
+                return _write_decision(
                     study,
                     trial,
                     "pruned:wrapped",
@@ -593,7 +600,18 @@ class SRPPruner(BasePruner):
                     by_source=True,
                 )
             first_fraction, placed = self._startup_first_rung(study, state, complete, trial)
-            return self._rung_prune(study, trial, complete, first_fraction, placed)
+            if self._rung_prune(study, trial, complete, first_fraction, placed):
+                return True
+            if in_full_group(study, trial, FULL_FRACTION):
+                self._mark_full(
+                    study,
+                    state,
+                    trial,
+                    "no early rung screens it, so that the models learn from runs that no rung "
+                    "selected, slow starters included; the models judge it once "
+                    f"{self._n_startup_trials} trials are complete ({len(complete)} now)",
+                )
+            return False
         mean, std, probability, decision_step, fit = prediction
         decision, fresh_bar = self._decide(study, state, fit, trial, probability, decision_step)
         beyond = None
@@ -695,7 +713,7 @@ class SRPPruner(BasePruner):
                 f"rungs from 1/{round(1 / first_fraction)} of the curve, where the best "
                 f"{'source' if len(complete) < n_startup else 'complete'} trials already led"
             )
-        return _mark_pruned(
+        return _write_decision(
             study,
             trial,
             "pruned:rung",
@@ -1579,6 +1597,37 @@ class SRPPruner(BasePruner):
         base = 0 if self._seed is None else self._seed
         return (base * 1_000_003 + len(numbers) * 7919 + sum(numbers)) % 2**32
 
+    def _written(self, state: _StudyState, trial: FrozenTrial) -> dict[str, object]:
+        """The ``srp:`` attributes this process has written to ``trial`` (or found on it): a
+        trial's cached copy in ``should_prune()`` does not show the user attributes written
+        since it started."""
+        cache_key = (trial.number, trial.datetime_start)
+        with self._lock:
+            written = state.written_attrs.pop(cache_key, None)
+            if written is None:
+                written = {k: v for k, v in trial.user_attrs.items() if k.startswith(ATTR_PREFIX)}
+            state.written_attrs[cache_key] = written
+            while len(state.written_attrs) > _MAX_REMEMBERED_TRIALS:
+                state.written_attrs.popitem(last=False)
+        return written
+
+    def _mark_full(self, study: Study, state: _StudyState, trial: FrozenTrial, why: str) -> None:
+        """Write ``kept:full`` and its reason at a full-group trial's first check; it stands
+        until a rule judges the trial (a run at chance trained to the end said nothing of why)."""
+        written = self._written(state, trial)
+        key = ATTR_PREFIX + "decision"
+        with self._lock:
+            if key in written:
+                return
+            written[key] = "kept:full"
+        _write_decision(
+            study,
+            trial,
+            "kept:full",
+            f"kept at step {trial.last_step}: in the full group (at most a quarter of the steps "
+            f"trained); {why}",
+        )
+
     def _write_attrs(
         self, study: Study, state: _StudyState, trial: FrozenTrial, decision: _Decision
     ) -> None:
@@ -1588,14 +1637,7 @@ class SRPPruner(BasePruner):
         the one that made it. A trial's attributes change only when its decision does, so a
         study on a shared database is not loaded by a write per check.
         """
-        cache_key = (trial.number, trial.datetime_start)
-        with self._lock:
-            written = state.written_attrs.pop(cache_key, None)
-            if written is None:
-                written = {k: v for k, v in trial.user_attrs.items() if k.startswith(ATTR_PREFIX)}
-            state.written_attrs[cache_key] = written
-            while len(state.written_attrs) > _MAX_REMEMBERED_TRIALS:
-                state.written_attrs.popitem(last=False)
+        written = self._written(state, trial)
         if written.get(ATTR_PREFIX + "decision") == decision.decision:
             return
         sign = _sign(study)
@@ -1926,9 +1968,10 @@ def _incumbent_value_at(fit: _Fit, step: int) -> float | None:
     return min(values, default=None)
 
 
-def _mark_pruned(study: Study, trial: FrozenTrial, decision: str, reason: str) -> bool:
-    """Write a decision that no prediction made (a rung, a diverged run) and its reason to the
-    trial; True, or False if another worker (e.g. a heartbeat check) has finished it."""
+def _write_decision(study: Study, trial: FrozenTrial, decision: str, reason: str) -> bool:
+    """Write a decision that no prediction made (a rung, a diverged run, the full group) and
+    its reason to the trial; True, or False if another worker (e.g. a heartbeat check) has
+    finished it."""
     try:
         study._storage.set_trial_user_attr(trial._trial_id, ATTR_PREFIX + "decision", decision)
         study._storage.set_trial_user_attr(trial._trial_id, ATTR_PREFIX + "reason", reason)

@@ -124,3 +124,27 @@ def test_attributes_are_written_when_the_decision_changes_only() -> None:
     assert attrs["srp:reason"].startswith("pruned at step 8: ")
     assert len(writes) > first
     assert {w[1] for w in writes[first:]} >= {"srp:decision", "srp:reason", "srp:probability"}
+
+
+def test_a_full_group_trial_says_once_why_it_trains_to_the_end() -> None:
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(seed=0))
+    writes = _count_writes(study)
+    first = _ask(study, 0.5)
+    for step in range(1, 9):
+        first.report(0.1, step)  # a run at chance: nothing says why it goes on, but this
+        assert not first.should_prune()
+    attrs = study.trials[0].user_attrs
+    assert attrs["srp:decision"] == "kept:full"
+    assert attrs["srp:reason"].startswith("kept at step 1: in the full group")
+    assert "(0 now)" in attrs["srp:reason"]
+    assert len(writes) == 2  # at its first check only
+    study.tell(first, 0.1)
+
+    # The full group now holds every step trained: the next trial meets the rungs, and no
+    # rule has judged it yet, so it has no decision.
+    second = _ask(study, 0.6)
+    for step in range(1, 3):
+        second.report(0.5, step)
+        assert not second.should_prune()
+    assert "srp:decision" not in study.trials[1].user_attrs
+    assert len(writes) == 2

@@ -51,7 +51,10 @@ def test_defaults_wait_for_ten_complete_trials_then_prune_a_hopeless_one() -> No
     trial = _ask(study, 0.0)
     _report(trial, hopeless)
     assert not trial.should_prune()
-    assert not any(k.startswith("srp:") for k in study.trials[-1].user_attrs)
+    # No prediction yet; the trials added without checks hold no steps of the full group.
+    attrs = study.trials[-1].user_attrs
+    assert "srp:probability" not in attrs
+    assert attrs["srp:decision"] == "kept:full"
     study.tell(trial, state=TrialState.PRUNED)
     add_complete_trials(study, 21, seed=1)
     trial = _ask(study, 0.0)

@@ -557,6 +557,8 @@ def test_the_full_group_trains_to_the_end_until_the_source_can_be_checked() -> N
     first = _hopeless_trial(study)
     assert not first.should_prune()
     assert study.trials[-1].system_attrs[FULL_KEY] is True
+    assert study.trials[-1].user_attrs["srp:decision"] == "kept:full"
+    assert "the source trials can be checked" in study.trials[-1].user_attrs["srp:reason"]
     assert pruner.predict(study, study.trials[-1]) is not None  # the models were ready
     study.tell(first, state=TrialState.FAIL)
     add_complete_trials(study, 1, seed=3)
