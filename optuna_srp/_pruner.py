@@ -44,6 +44,7 @@ from optuna_srp._rungs import _UpdateFinishedTrialError
 from optuna_srp._rungs import early_rung_fraction
 from optuna_srp._rungs import FULL_FRACTION
 from optuna_srp._rungs import in_full_group
+from optuna_srp._rungs import past_last_rung
 from optuna_srp._rungs import report_index
 from optuna_srp._rungs import RUNG_FRACTION
 from optuna_srp._rungs import rung_stops
@@ -560,12 +561,14 @@ class SRPPruner(BasePruner):
                     "finite values had been reported by this step",
                 )
         if self._feeds_source_check(study, state, trial, complete):
-            self._mark_full(
+            self._mark_kept(
                 study,
                 state,
                 trial,
-                "trained to the end, so that the source trials can be checked against the study's "
-                f"own complete trials ({len(complete)} of {_MIN_SOURCE_CHECK_TRIALS})",
+                "full",
+                f"in the full group ({_FULL_GROUP}); trained to the end, so that the source "
+                "trials can be checked against the study's own complete trials "
+                f"({len(complete)} of {_MIN_SOURCE_CHECK_TRIALS})",
             )
             return False
         prediction = self._predict(study, state, trial, complete)
@@ -602,14 +605,28 @@ class SRPPruner(BasePruner):
             first_fraction, placed = self._startup_first_rung(study, state, complete, trial)
             if self._rung_prune(study, trial, complete, first_fraction, placed):
                 return True
+            until = (
+                f"the models judge it once {self._n_startup_trials} trials are complete "
+                f"({len(complete)} now)"
+            )
             if in_full_group(study, trial, FULL_FRACTION):
-                self._mark_full(
+                self._mark_kept(
                     study,
                     state,
                     trial,
-                    "no early rung screens it, so that the models learn from runs that no rung "
-                    "selected, slow starters included; the models judge it once "
-                    f"{self._n_startup_trials} trials are complete ({len(complete)} now)",
+                    "full",
+                    f"in the full group ({_FULL_GROUP}), which no early rung screens, so that "
+                    "the models learn from runs that no rung selected, slow starters included; "
+                    + until,
+                )
+            elif past_last_rung(trial, complete, first_fraction):
+                self._mark_kept(
+                    study,
+                    state,
+                    trial,
+                    "rung",
+                    "in the top quarter of the trials at the start-up's last rung (a quarter of "
+                    f"the curve), and no rung follows; {until}",
                 )
             return False
         mean, std, probability, decision_step, fit = prediction
@@ -1611,22 +1628,20 @@ class SRPPruner(BasePruner):
                 state.written_attrs.popitem(last=False)
         return written
 
-    def _mark_full(self, study: Study, state: _StudyState, trial: FrozenTrial, why: str) -> None:
-        """Write ``kept:full`` and its reason at a full-group trial's first check; it stands
-        until a rule judges the trial (a run at chance trained to the end said nothing of why)."""
+    def _mark_kept(
+        self, study: Study, state: _StudyState, trial: FrozenTrial, rule: str, why: str
+    ) -> None:
+        """Write ``kept:<rule>`` and ``why`` where no rule has judged ``trial`` yet: a trial the
+        start-up trains to the end (the full group, or past the last rung) said nothing of why,
+        and a run at chance trained to the end looked like a fault. It stands until a rule
+        judges the trial, and is not rewritten at every check."""
         written = self._written(state, trial)
         key = ATTR_PREFIX + "decision"
         with self._lock:
             if key in written:
                 return
-            written[key] = "kept:full"
-        _write_decision(
-            study,
-            trial,
-            "kept:full",
-            f"kept at step {trial.last_step}: in the full group (at most a quarter of the steps "
-            f"trained); {why}",
-        )
+            written[key] = f"kept:{rule}"
+        _write_decision(study, trial, f"kept:{rule}", f"kept at step {trial.last_step}: {why}")
 
     def _write_attrs(
         self, study: Study, state: _StudyState, trial: FrozenTrial, decision: _Decision
@@ -1966,6 +1981,10 @@ def _incumbent_value_at(fit: _Fit, step: int) -> float | None:
         if (i := bisect.bisect_right(steps, step) - 1) >= 0
     ]
     return min(values, default=None)
+
+
+# What the full group is, in a reason.
+_FULL_GROUP = "at most a quarter of the steps trained, trials trained to the end unscreened"
 
 
 def _write_decision(study: Study, trial: FrozenTrial, decision: str, reason: str) -> bool:

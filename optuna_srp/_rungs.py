@@ -199,18 +199,8 @@ def rung_stops(
     assert step is not None
     full = not record_only and in_full_group(study, trial, FULL_FRACTION)
     others: list[FrozenTrial] | None = None
-    if not complete:
-        return False
-    reference = sorted(_reference(complete).intermediate_values)
-    indices = _rung_indices(len(reference), first_fraction)
-    # A source's curves place the first wave's rungs before the study has a complete trial:
-    # an old study may have counted steps from 0 or in iterations where this one counts epochs,
-    # and its step numbers would put every rung at another report, or all at the first.
-    named = sorted(trial.intermediate_values) if by_position else reference
-    for i, index in enumerate(indices):
-        if index >= len(named):
-            break
-        rung = named[index]
+    rungs, n_rungs = _rungs_of(complete, first_fraction, trial if by_position else None)
+    for i, rung in enumerate(rungs):
         key = _RUNG_KEY.format(rung)
         if step < rung:
             break
@@ -228,10 +218,41 @@ def rung_stops(
             if t.number != trial.number and _own_rung_value(t, key, rung, sign)
         ]
         # The last rung is the quarter's (rung_steps).
-        screened = not full or (first_fraction < RUNG_FRACTION and i == len(indices) - 1)
+        screened = not full or (first_fraction < RUNG_FRACTION and i == n_rungs - 1)
         if screened and not _promotable(value, at_rung):
             return True
     return False
+
+
+def past_last_rung(
+    trial: FrozenTrial,
+    complete: Sequence[FrozenTrial],
+    first_fraction: float = RUNG_FRACTION,
+    by_position: bool = False,
+) -> bool:
+    """Whether ``trial`` has reached the last of the rungs of :func:`rung_stops` (with the
+    same arguments), so that no rung is ahead of it."""
+    step = trial.last_step
+    rungs, n_rungs = _rungs_of(complete, first_fraction, trial if by_position else None)
+    return step is not None and 0 < n_rungs == len(rungs) and step >= rungs[-1]
+
+
+def _rungs_of(
+    complete: Sequence[FrozenTrial], first_fraction: float, by_position_of: FrozenTrial | None
+) -> tuple[list[int], int]:
+    """The steps of the rungs that can be named, and how many rungs there are: the longest
+    complete curve's reports at ``first_fraction`` of its reports and every
+    ``REDUCTION_FACTOR`` after it up to a quarter, or, with ``by_position_of``, that trial's
+    reports at the same positions as far as it has reported."""
+    if not complete:
+        return [], 0
+    reference = sorted(_reference(complete).intermediate_values)
+    indices = _rung_indices(len(reference), first_fraction)
+    # A source's curves place the first wave's rungs before the study has a complete trial:
+    # an old study may have counted steps from 0 or in iterations where this one counts epochs,
+    # and its step numbers would put every rung at another report, or all at the first.
+    named = reference if by_position_of is None else sorted(by_position_of.intermediate_values)
+    return [named[index] for index in indices if index < len(named)], len(indices)
 
 
 def rung_steps(
@@ -240,10 +261,7 @@ def rung_steps(
     """The steps of the rungs (empty when there is none): the longest complete curve's reports
     at ``first_fraction`` of its reports and every ``REDUCTION_FACTOR`` after it up to a
     quarter (the lowest-numbered of the longest curves), none at its last report."""
-    if not complete:
-        return []
-    steps = sorted(_reference(complete).intermediate_values)
-    return [steps[index] for index in _rung_indices(len(steps), first_fraction)]
+    return _rungs_of(complete, first_fraction, None)[0]
 
 
 def _reference(complete: Sequence[FrozenTrial]) -> FrozenTrial:

@@ -126,12 +126,12 @@ def test_attributes_are_written_when_the_decision_changes_only() -> None:
     assert {w[1] for w in writes[first:]} >= {"srp:decision", "srp:reason", "srp:probability"}
 
 
-def test_a_full_group_trial_says_once_why_it_trains_to_the_end() -> None:
+def test_a_trial_the_start_up_trains_to_the_end_says_once_why() -> None:
     study = optuna.create_study(direction="maximize", pruner=SRPPruner(seed=0))
     writes = _count_writes(study)
     first = _ask(study, 0.5)
     for step in range(1, 9):
-        first.report(0.1, step)  # a run at chance: nothing says why it goes on, but this
+        first.report(0.1, step)  # a run at chance: nothing said why it went on
         assert not first.should_prune()
     attrs = study.trials[0].user_attrs
     assert attrs["srp:decision"] == "kept:full"
@@ -140,11 +140,17 @@ def test_a_full_group_trial_says_once_why_it_trains_to_the_end() -> None:
     assert len(writes) == 2  # at its first check only
     study.tell(first, 0.1)
 
-    # The full group now holds every step trained: the next trial meets the rungs, and no
-    # rule has judged it yet, so it has no decision.
+    # The full group now holds every step trained: trial 1 meets the early bracket's rungs
+    # (the first report, then a quarter of the curve: steps 1 and 2 of 8).
     second = _ask(study, 0.6)
-    for step in range(1, 3):
+    second.report(0.5, 1)
+    assert not second.should_prune()
+    assert "srp:decision" not in study.trials[1].user_attrs  # a rung is still ahead
+    for step in range(2, 5):
         second.report(0.5, step)
         assert not second.should_prune()
-    assert "srp:decision" not in study.trials[1].user_attrs
-    assert len(writes) == 2
+    attrs = study.trials[1].user_attrs
+    assert attrs["srp:decision"] == "kept:rung"
+    assert attrs["srp:reason"].startswith("kept at step 2: in the top quarter")
+    assert "(1 now)" in attrs["srp:reason"]
+    assert len(writes) == 4
