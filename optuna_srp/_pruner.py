@@ -616,7 +616,7 @@ class SRPPruner(BasePruner):
                     trial,
                     "full",
                     f"in the full group ({_FULL_GROUP}), which no early rung screens, so that "
-                    "the models learn from runs that no rung selected, slow starters included; "
+                    "the models learn from runs no rung selected, slow starters included; "
                     + until,
                 )
             elif past_last_rung(trial, complete, first_fraction):
@@ -1984,7 +1984,7 @@ def _incumbent_value_at(fit: _Fit, step: int) -> float | None:
 
 
 # What the full group is, in a reason.
-_FULL_GROUP = "at most a quarter of the steps trained, trials trained to the end unscreened"
+_FULL_GROUP = "trials trained to the end, at most a quarter of the steps trained"
 
 
 def _write_decision(study: Study, trial: FrozenTrial, decision: str, reason: str) -> bool:
