@@ -47,6 +47,7 @@ from optuna_srp._rungs import in_full_group
 from optuna_srp._rungs import past_last_rung
 from optuna_srp._rungs import report_index
 from optuna_srp._rungs import RUNG_FRACTION
+from optuna_srp._rungs import rung_steps
 from optuna_srp._rungs import rung_stops
 from optuna_srp._rungs import startup_first_rung
 from optuna_srp._rungs import startup_rung_fraction
@@ -634,14 +635,10 @@ class SRPPruner(BasePruner):
         beyond = None
         if decision == "pruned:laggard":
             beyond = self._beyond_complete_range(fit, trial, step, _sign(study))
-        self._write_attrs(
-            study,
-            state,
-            trial,
-            _Decision(
-                decision, mean, std, probability, decision_step, step, fit, fresh_bar, beyond
-            ),
+        models = _Decision(
+            decision, mean, std, probability, decision_step, step, fit, fresh_bar, beyond
         )
+        self._write_attrs(study, state, trial, models)
         first, startup = self._early_rungs(study, state, fit, complete, trial)
         if decision.startswith("pruned"):
             if first is not None:
@@ -654,7 +651,7 @@ class SRPPruner(BasePruner):
             return True
         if first is None:
             return False
-        return self._rung_prune(study, trial, complete, first, startup)
+        return self._rung_prune(study, trial, complete, first, startup, models=models)
 
     def _feeds_source_check(
         self,
@@ -686,11 +683,13 @@ class SRPPruner(BasePruner):
         first_fraction: float,
         startup: str | None,
         by_source: bool = False,
+        models: _Decision | None = None,
     ) -> bool:
         """The rungs (:func:`rung_stops`), with the decision written to the trial
         (``startup``: None where the evidence of complete trials placed them, else why the
         start-up's rungs begin where they do; ``by_source``: ``complete`` are the source
-        trials, placing them before the study's first complete trial)."""
+        trials, placing them before the study's first complete trial; ``models``: what the
+        models decided at this check, where they decide beside the rungs)."""
         try:
             if not rung_stops(
                 study, trial, complete, _sign(study), first_fraction, by_position=by_source
@@ -724,18 +723,31 @@ class SRPPruner(BasePruner):
             else:
                 why = f"start-up: {len(complete)} of {n_startup} complete trials for the models"
             if first_fraction < RUNG_FRACTION:
-                why += f"; rungs from 1/{round(1 / first_fraction)} of the curve, {startup}"
+                why += f"; {_rungs_at(complete, first_fraction)}, {startup}"
         else:
             why = (
-                f"rungs from 1/{round(1 / first_fraction)} of the curve, where the best "
+                f"{_rungs_at(complete, first_fraction)}, where the best "
                 f"{'source' if len(complete) < n_startup else 'complete'} trials already led"
             )
-        return _write_decision(
+        reason = (
+            f"pruned at step {step}: not in the top quarter of the trials at this rung ({why})"
+        )
+        if models is None:
+            return _write_decision(study, trial, "pruned:rung", reason)
+        # The prediction beside the decision is this check's: the one stored with the models'
+        # last change of decision can be many steps old, and read as "pruned despite 39%".
+        sign = _sign(study)
+        if not _write_decision(
             study,
             trial,
             "pruned:rung",
-            f"pruned at step {step}: not in the top quarter of the trials at this rung ({why})",
-        )
+            f"{reason}; the other rules kept it ({models.decision}): {models.evidence(sign)}",
+        ):
+            return False
+        with contextlib.suppress(_UpdateFinishedTrialError):
+            for name, value in models.prediction_attrs(sign).items():
+                study._storage.set_trial_user_attr(trial._trial_id, ATTR_PREFIX + name, value)
+        return True
 
     def _decide(
         self,
@@ -1653,16 +1665,17 @@ class SRPPruner(BasePruner):
         study on a shared database is not loaded by a write per check.
         """
         written = self._written(state, trial)
-        if written.get(ATTR_PREFIX + "decision") == decision.decision:
+        previous = written.get(ATTR_PREFIX + "decision")
+        if previous == decision.decision or (decision.decision == "kept:end" and previous):
+            # Every trial as long as the complete ones is kept:end at its last report; the
+            # decision that kept it until then says why it ran to the end (a fresh user saw
+            # kept:end on every complete trial, over a median guard's or a reached best's).
             return
         sign = _sign(study)
         attrs = {
             "decision": decision.decision,
             "reason": decision.reason(sign),
-            "predicted_value": _round(decision.mean * sign),
-            "predicted_std": _round(decision.std),
-            "probability": _round(decision.probability),
-            "step": int(decision.checkpoint),
+            **decision.prediction_attrs(sign),
         }
         for name, value in attrs.items():
             key = ATTR_PREFIX + name
@@ -1692,15 +1705,37 @@ class _Decision:
     # than their range there (_beyond_complete_range), the lowest complete value there.
     beyond: float | None = None
 
-    def reason(self, sign: float) -> str:
-        """One line a user reads on optuna-dashboard, in the study's units."""
-        predicted = f"predicted {_fmt(self.mean * sign)} ± {self.std:.2g}"
+    def prediction_attrs(self, sign: float) -> dict[str, float | int]:
+        """The prediction's user attributes (without the ``srp:`` prefix), in the study's
+        units."""
+        return {
+            "predicted_value": _round(self.mean * sign),
+            "predicted_std": _round(self.std),
+            "probability": _round(self.probability),
+            "step": int(self.checkpoint),
+        }
+
+    def evidence(self, sign: float) -> str:
+        """The prediction and the chance to beat the best, as a reason quotes them."""
+        return f"{self._predicted(sign)}, {self._chance(sign)}"
+
+    def _predicted(self, sign: float) -> str:
+        return f"predicted {_fmt(self.mean * sign)} ± {self.std:.2g}"
+
+    def _chance(self, sign: float) -> str:
         best = _fmt(self.fit.best_final * sign)
         # The margin a source sets (_SOURCE_MARGIN), in the study's units.
         by = f" by {self.fit.margin:.2g}" if self.fit.margin > 0.0 else ""
         chance = f"chance to beat the best ({best})"
         chance += f"{by} or more: " if by else " "
-        chance += _fmt_probability(self.probability)
+        return chance + _fmt_probability(self.probability)
+
+    def reason(self, sign: float) -> str:
+        """One line a user reads on optuna-dashboard, in the study's units."""
+        predicted = self._predicted(sign)
+        best = _fmt(self.fit.best_final * sign)
+        by = f" by {self.fit.margin:.2g}" if self.fit.margin > 0.0 else ""
+        chance = self._chance(sign)
         verb, rule = self.decision.split(":", 1)
         head = f"{verb} at step {self.step}: "
         if rule == "model":
@@ -1981,6 +2016,12 @@ def _incumbent_value_at(fit: _Fit, step: int) -> float | None:
         if (i := bisect.bisect_right(steps, step) - 1) >= 0
     ]
     return min(values, default=None)
+
+
+def _rungs_at(complete: Sequence[FrozenTrial], first_fraction: float) -> str:
+    """Where the rungs are, in a reason: their steps, not fractions of the curve ("from 1/256
+    of the curve" said nothing on a curve of 25 reports)."""
+    return "rungs at steps " + ", ".join(str(s) for s in rung_steps(complete, first_fraction))
 
 
 # What the full group is, in a reason.

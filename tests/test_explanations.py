@@ -154,3 +154,30 @@ def test_a_trial_the_start_up_trains_to_the_end_says_once_why() -> None:
     assert attrs["srp:reason"].startswith("kept at step 2: in the top quarter")
     assert "(1 now)" in attrs["srp:reason"]
     assert len(writes) == 4
+
+
+def test_the_last_report_keeps_the_decision_that_kept_the_trial_there() -> None:
+    # Every trial as long as the complete ones meets kept:end at its last report; the rule that
+    # kept it until then (here the models') is what says why it ran to the end.
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
+    add_complete_trials(study, 30)
+    n_steps = len(study.trials[0].intermediate_values)
+    writes = _count_writes(study)
+    trial = _ask(study, 0.7)
+    good = curve(0.7, np.random.default_rng(2))
+    for step in range(1, n_steps):
+        trial.report(good[step - 1], step)
+        assert not trial.should_prune()
+    kept = dict(study.trials[-1].user_attrs)
+    assert kept["srp:decision"].startswith("kept:") and kept["srp:decision"] != "kept:end"
+    n_writes = len(writes)
+    trial.report(good[n_steps - 1], n_steps)
+    assert not trial.should_prune()
+    assert study.trials[-1].user_attrs == kept
+    assert len(writes) == n_writes
+
+    # A trial whose first check is at the last report has no other decision: kept:end says why.
+    late = _ask(study, 0.7)
+    late.report(good[n_steps - 1], n_steps)
+    assert not late.should_prune()
+    assert study.trials[-1].user_attrs["srp:decision"] == "kept:end"

@@ -442,10 +442,40 @@ def test_once_the_models_are_ready_the_study_s_own_best_runs_place_the_rungs(
     assert decisions[0] != "pruned:rung"
     assert (decisions[1] == "pruned:rung") is rung, decisions
     if rung:
+        attrs = study.trials[-1].user_attrs
+        reason = attrs["srp:reason"]
         assert (
-            "where the best complete trials already led"
-            in study.trials[-1].user_attrs["srp:reason"]
+            "rungs at steps 1, " in reason
+            and "where the best complete trials already led" in reason
         )
+        # The other rules kept it at this check, and the reason says which, with the
+        # prediction stored beside it.
+        assert "; the other rules kept it (kept:" in reason
+        assert f"predicted {attrs['srp:predicted_value']:.4g} ± " in reason
+        assert attrs["srp:step"] == 1
+
+
+def test_a_trial_stopped_at_a_rung_beside_the_models_stores_this_check_s_prediction() -> None:
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(n_startup_trials=10))
+    # As above: the five best complete trials led from the first report, rungs at steps 1, 5.
+    for t in _source(np.linspace(0.1, 0.9, 24), n_steps=N_STEPS):
+        study.add_trial(t)
+    steps = np.arange(1, 6)
+    ahead = 0.95 * (1.0 - np.exp(-steps / 3.0)) + 0.3
+    for values in (ahead, ahead, ahead, [1.5, 1.4, 1.3, 1.2, 1.0]):
+        trial = study.ask({"x": FloatDistribution(0, 1)})
+        study._storage.set_trial_system_attr(trial._trial_id, FULL_KEY, False)
+        for step, value in zip(steps, values):
+            trial.report(float(value), int(step))
+            if trial.should_prune():
+                break
+    # The last led every complete trial from its first report (kept there, the prediction of
+    # step 1 stored), and trailed the three others at the rung at step 5.
+    attrs = study.trials[-1].user_attrs
+    assert attrs["srp:decision"] == "pruned:rung"
+    assert attrs["srp:reason"].startswith("pruned at step 5: ")
+    assert "; the other rules kept it (kept:incumbent): predicted " in attrs["srp:reason"]
+    assert attrs["srp:step"] == 5  # not the step-1 prediction the models last wrote
 
 
 def test_a_trial_the_models_stop_at_a_rung_is_a_peer_there() -> None:
