@@ -44,6 +44,7 @@ from optuna_srp._rungs import _UpdateFinishedTrialError
 from optuna_srp._rungs import early_rung_fraction
 from optuna_srp._rungs import FULL_FRACTION
 from optuna_srp._rungs import in_full_group
+from optuna_srp._rungs import last_rung_peers
 from optuna_srp._rungs import past_last_rung
 from optuna_srp._rungs import report_index
 from optuna_srp._rungs import RUNG_FRACTION
@@ -620,14 +621,21 @@ class SRPPruner(BasePruner):
                     "the models learn from runs no rung selected, slow starters included; "
                     + until,
                 )
-            elif past_last_rung(trial, complete, first_fraction):
+            elif past_last_rung(trial, complete, first_fraction) and not self._decided(
+                state, trial
+            ):
+                # The first trial to reach a rung goes on (successive halving's rule): "in the
+                # top quarter" read as false beside a better trial that ran before the rungs
+                # were placed (the study's first, whose curve placed them).
+                passed = (
+                    "the first trial to reach the start-up's last rung (a quarter of the "
+                    "curve), which goes on as in successive halving"
+                    if last_rung_peers(study, trial, complete, _sign(study), first_fraction) == 0
+                    else "in the top quarter of the trials at the start-up's last rung (a "
+                    "quarter of the curve)"
+                )
                 self._mark_kept(
-                    study,
-                    state,
-                    trial,
-                    "rung",
-                    "in the top quarter of the trials at the start-up's last rung (a quarter of "
-                    f"the curve), and no rung follows; {until}",
+                    study, state, trial, "rung", f"{passed}, and no rung follows; {until}"
                 )
             return False
         mean, std, probability, decision_step, fit = prediction
@@ -1639,6 +1647,10 @@ class SRPPruner(BasePruner):
             while len(state.written_attrs) > _MAX_REMEMBERED_TRIALS:
                 state.written_attrs.popitem(last=False)
         return written
+
+    def _decided(self, state: _StudyState, trial: FrozenTrial) -> bool:
+        """Whether a decision is written to ``trial`` (by this process, or found on it)."""
+        return ATTR_PREFIX + "decision" in self._written(state, trial)
 
     def _mark_kept(
         self, study: Study, state: _StudyState, trial: FrozenTrial, rule: str, why: str

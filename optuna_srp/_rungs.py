@@ -237,6 +237,25 @@ def past_last_rung(
     return step is not None and 0 < n_rungs == len(rungs) and step >= rungs[-1]
 
 
+def last_rung_peers(
+    study: Study,
+    trial: FrozenTrial,
+    complete: Sequence[FrozenTrial],
+    sign: float,
+    first_fraction: float = RUNG_FRACTION,
+) -> int:
+    """How many other trials have a value recorded at the last of :func:`rung_stops`'s rungs
+    (0: ``trial`` was the first to reach it, and went on as the first always does)."""
+    rungs, _ = _rungs_of(complete, first_fraction, None)
+    if not rungs:
+        return 0
+    key = _RUNG_KEY.format(rungs[-1])
+    return sum(
+        t.number != trial.number and _own_rung_value(t, key, rungs[-1], sign)
+        for t in study.get_trials(deepcopy=False)
+    )
+
+
 def _rungs_of(
     complete: Sequence[FrozenTrial], first_fraction: float, by_position_of: FrozenTrial | None
 ) -> tuple[list[int], int]:

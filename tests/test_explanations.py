@@ -151,9 +151,25 @@ def test_a_trial_the_start_up_trains_to_the_end_says_once_why() -> None:
         assert not second.should_prune()
     attrs = study.trials[1].user_attrs
     assert attrs["srp:decision"] == "kept:rung"
-    assert attrs["srp:reason"].startswith("kept at step 2: in the top quarter")
+    # Worse than trial 0, which ran before the rungs were placed: it went on as the first to
+    # reach the rung, and the reason says so, not "in the top quarter".
+    assert attrs["srp:reason"].startswith("kept at step 2: the first trial to reach")
     assert "(1 now)" in attrs["srp:reason"]
     assert len(writes) == 4
+    study.tell(second, 0.5)
+
+    # The next to reach it, better than trial 1 there, goes on as the best of fewer than four.
+    if len(study.trials) % 2 == 0:
+        study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    third = _ask(study, 0.7)
+    for step in range(1, 4):
+        third.report(0.6, step)
+        assert not third.should_prune()
+    assert (
+        study.trials[-1]
+        .user_attrs["srp:reason"]
+        .startswith("kept at step 2: in the top quarter of the trials at the start-up's last rung")
+    )
 
 
 def test_the_last_report_keeps_the_decision_that_kept_the_trial_there() -> None:
