@@ -609,7 +609,7 @@ class SRPPruner(BasePruner):
                 return True
             until = (
                 f"the models judge it once {self._n_startup_trials} trials are complete "
-                f"({len(complete)} now)"
+                f"({len(complete)} at this check)"
             )
             if in_full_group(study, trial, FULL_FRACTION):
                 self._mark_kept(

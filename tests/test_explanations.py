@@ -136,7 +136,7 @@ def test_a_trial_the_start_up_trains_to_the_end_says_once_why() -> None:
     attrs = study.trials[0].user_attrs
     assert attrs["srp:decision"] == "kept:full"
     assert attrs["srp:reason"].startswith("kept at step 1: in the full group")
-    assert "(0 now)" in attrs["srp:reason"]
+    assert "(0 at this check)" in attrs["srp:reason"]
     assert len(writes) == 2  # at its first check only
     study.tell(first, 0.1)
 
@@ -154,7 +154,7 @@ def test_a_trial_the_start_up_trains_to_the_end_says_once_why() -> None:
     # Worse than trial 0, which ran before the rungs were placed: it went on as the first to
     # reach the rung, and the reason says so, not "in the top quarter".
     assert attrs["srp:reason"].startswith("kept at step 2: the first trial to reach")
-    assert "(1 now)" in attrs["srp:reason"]
+    assert "(1 at this check)" in attrs["srp:reason"]
     assert len(writes) == 4
     study.tell(second, 0.5)
 
