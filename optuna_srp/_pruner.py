@@ -1734,10 +1734,13 @@ class _Decision:
     def _predicted(self, sign: float) -> str:
         return f"predicted {_fmt(self.mean * sign)} ± {self.std:.2g}"
 
+    def _by(self) -> str:
+        # The margin a source sets (_SOURCE_MARGIN), in the study's units.
+        return f" by {self.fit.margin:.2g}" if self.fit.margin > 0.0 else ""
+
     def _chance(self, sign: float) -> str:
         best = _fmt(self.fit.best_final * sign)
-        # The margin a source sets (_SOURCE_MARGIN), in the study's units.
-        by = f" by {self.fit.margin:.2g}" if self.fit.margin > 0.0 else ""
+        by = self._by()
         chance = f"chance to beat the best ({best})"
         chance += f"{by} or more: " if by else " "
         return chance + _fmt_probability(self.probability)
@@ -1746,7 +1749,7 @@ class _Decision:
         """One line a user reads on optuna-dashboard, in the study's units."""
         predicted = self._predicted(sign)
         best = _fmt(self.fit.best_final * sign)
-        by = f" by {self.fit.margin:.2g}" if self.fit.margin > 0.0 else ""
+        by = self._by()
         chance = self._chance(sign)
         verb, rule = self.decision.split(":", 1)
         head = f"{verb} at step {self.step}: "
