@@ -44,10 +44,9 @@ from optuna_srp._rungs import _UpdateFinishedTrialError
 from optuna_srp._rungs import early_rung_fraction
 from optuna_srp._rungs import FULL_FRACTION
 from optuna_srp._rungs import in_full_group
-from optuna_srp._rungs import last_rung_peers
-from optuna_srp._rungs import past_last_rung
 from optuna_srp._rungs import report_index
 from optuna_srp._rungs import RUNG_FRACTION
+from optuna_srp._rungs import rung_peers
 from optuna_srp._rungs import rung_steps
 from optuna_srp._rungs import rung_stops
 from optuna_srp._rungs import startup_first_rung
@@ -56,6 +55,7 @@ from optuna_srp._rungs import startup_rung_fraction
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Mapping
     from types import FrameType
 
 
@@ -621,16 +621,16 @@ class SRPPruner(BasePruner):
                     "the models learn from runs no rung selected, slow starters included; "
                     + until,
                 )
-            elif past_last_rung(trial, complete, first_fraction) and not self._decided(
-                state, trial
-            ):
+            elif (rungs := rung_steps(complete, first_fraction)) and step >= rungs[-1]:
+                if self._decided(state, trial):
+                    return False
                 # The first trial to reach a rung goes on (successive halving's rule): "in the
                 # top quarter" read as false beside a better trial that ran before the rungs
                 # were placed (the study's first, whose curve placed them).
                 passed = (
                     "the first trial to reach the start-up's last rung (a quarter of the "
                     "curve), which goes on as in successive halving"
-                    if last_rung_peers(study, trial, complete, _sign(study), first_fraction) == 0
+                    if rung_peers(study, trial, rungs[-1], _sign(study)) == 0
                     else "in the top quarter of the trials at the start-up's last rung (a "
                     "quarter of the curve)"
                 )
@@ -745,17 +745,13 @@ class SRPPruner(BasePruner):
         # The prediction beside the decision is this check's: the one stored with the models'
         # last change of decision can be many steps old, and read as "pruned despite 39%".
         sign = _sign(study)
-        if not _write_decision(
+        return _write_decision(
             study,
             trial,
             "pruned:rung",
             f"{reason}; the other rules kept it ({models.decision}): {models.evidence(sign)}",
-        ):
-            return False
-        with contextlib.suppress(_UpdateFinishedTrialError):
-            for name, value in models.prediction_attrs(sign).items():
-                study._storage.set_trial_user_attr(trial._trial_id, ATTR_PREFIX + name, value)
-        return True
+            models.prediction_attrs(sign),
+        )
 
     def _decide(
         self,
@@ -2043,13 +2039,21 @@ def _rungs_at(complete: Sequence[FrozenTrial], first_fraction: float) -> str:
 _FULL_GROUP = "trials trained to the end, at most a quarter of the steps trained"
 
 
-def _write_decision(study: Study, trial: FrozenTrial, decision: str, reason: str) -> bool:
-    """Write a decision that no prediction made (a rung, a diverged run, the full group) and
-    its reason to the trial; True, or False if another worker (e.g. a heartbeat check) has
-    finished it."""
+def _write_decision(
+    study: Study,
+    trial: FrozenTrial,
+    decision: str,
+    reason: str,
+    prediction: Mapping[str, float | int] | None = None,
+) -> bool:
+    """Write a decision that no prediction made (a rung, a diverged run, the full group), its
+    reason and, where the models had judged the trial at this check, their ``prediction``
+    (:meth:`_Decision.prediction_attrs`) to the trial; True, or False if another worker (e.g.
+    a heartbeat check) has finished it."""
+    attrs = {"decision": decision, "reason": reason, **(prediction or {})}
     try:
-        study._storage.set_trial_user_attr(trial._trial_id, ATTR_PREFIX + "decision", decision)
-        study._storage.set_trial_user_attr(trial._trial_id, ATTR_PREFIX + "reason", reason)
+        for name, value in attrs.items():
+            study._storage.set_trial_user_attr(trial._trial_id, ATTR_PREFIX + name, value)
     except _UpdateFinishedTrialError:
         return False
     return True

@@ -224,34 +224,12 @@ def rung_stops(
     return False
 
 
-def past_last_rung(
-    trial: FrozenTrial,
-    complete: Sequence[FrozenTrial],
-    first_fraction: float = RUNG_FRACTION,
-    by_position: bool = False,
-) -> bool:
-    """Whether ``trial`` has reached the last of the rungs of :func:`rung_stops` (with the
-    same arguments), so that no rung is ahead of it."""
-    step = trial.last_step
-    rungs, n_rungs = _rungs_of(complete, first_fraction, trial if by_position else None)
-    return step is not None and 0 < n_rungs == len(rungs) and step >= rungs[-1]
-
-
-def last_rung_peers(
-    study: Study,
-    trial: FrozenTrial,
-    complete: Sequence[FrozenTrial],
-    sign: float,
-    first_fraction: float = RUNG_FRACTION,
-) -> int:
-    """How many other trials have a value recorded at the last of :func:`rung_stops`'s rungs
-    (0: ``trial`` was the first to reach it, and went on as the first always does)."""
-    rungs, _ = _rungs_of(complete, first_fraction, None)
-    if not rungs:
-        return 0
-    key = _RUNG_KEY.format(rungs[-1])
+def rung_peers(study: Study, trial: FrozenTrial, rung: int, sign: float) -> int:
+    """How many other trials have a value recorded at the rung at step ``rung`` (0: ``trial``
+    was the first to reach it, and went on as the first always does)."""
+    key = _RUNG_KEY.format(rung)
     return sum(
-        t.number != trial.number and _own_rung_value(t, key, rungs[-1], sign)
+        t.number != trial.number and _own_rung_value(t, key, rung, sign)
         for t in study.get_trials(deepcopy=False)
     )
 
