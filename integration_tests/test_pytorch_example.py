@@ -139,7 +139,12 @@ def test_pruner_all_prints_a_comparison(
     assert decided
     for t in decided:
         complete_before = sum(u.state == TrialState.COMPLETE for u in trials[: t.number])
-        if t.user_attrs["srp:decision"] in ("pruned:rung", "kept:full", "kept:rung"):
+        if t.user_attrs["srp:decision"] in (
+            "pruned:rung",
+            "kept:full",
+            "kept:rung",
+            "kept:no-rung",
+        ):
             # The start-up's, with no prediction.
             assert complete_before < 10 and "srp:probability" not in t.user_attrs
             assert t.state == TrialState.PRUNED or t.user_attrs["srp:decision"] != "pruned:rung"

@@ -611,6 +611,7 @@ class SRPPruner(BasePruner):
                 f"the models judge it once {self._n_startup_trials} trials are complete "
                 f"({len(complete)} at this check)"
             )
+            rungs = rung_steps(complete, first_fraction)
             if in_full_group(study, trial, FULL_FRACTION):
                 self._mark_kept(
                     study,
@@ -621,7 +622,18 @@ class SRPPruner(BasePruner):
                     "the models learn from runs no rung selected, slow starters included; "
                     + until,
                 )
-            elif (rungs := rung_steps(complete, first_fraction)) and step >= rungs[-1]:
+            elif not rungs:
+                # Workers that start at once run before any trial is complete: a first-wave
+                # trial that ends before one does was judged by no rule and said nothing.
+                self._mark_kept(
+                    study,
+                    state,
+                    trial,
+                    _NO_RUNG,
+                    "no trial is complete yet, and the rungs are placed on the complete "
+                    f"trials' curves; {until}",
+                )
+            elif step >= rungs[-1]:
                 if self._decided(state, trial):
                     return False
                 # The first trial to reach a rung goes on (successive halving's rule): "in the
@@ -699,12 +711,13 @@ class SRPPruner(BasePruner):
         trials, placing them before the study's first complete trial; ``models``: what the
         models decided at this check, where they decide beside the rungs)."""
         try:
-            if not rung_stops(
+            rung = rung_stops(
                 study, trial, complete, _sign(study), first_fraction, by_position=by_source
-            ):
-                return False
+            )
         except _UpdateFinishedTrialError:
             return False  # another worker (e.g. a heartbeat check) has finished the trial
+        if rung is None:
+            return False
         step = trial.last_step
         n_startup = self._n_startup_trials
         if by_source:
@@ -737,9 +750,15 @@ class SRPPruner(BasePruner):
                 f"{_rungs_at(complete, first_fraction)}, where the best "
                 f"{'source' if len(complete) < n_startup else 'complete'} trials already led"
             )
-        reason = (
-            f"pruned at step {step}: not in the top quarter of the trials at this rung ({why})"
+        # A trial meets a rung at its first check at or past it: one that ran past it before
+        # the rungs were placed (a first wave of workers), or that reports sparsely, is judged
+        # there at a later step, and "this rung" read as a rung at that step.
+        at = (
+            "this rung"
+            if rung == step
+            else f"the rung at step {rung}, met at its first check at or past it"
         )
+        reason = f"pruned at step {step}: not in the top quarter of the trials at {at} ({why})"
         if models is None:
             return _write_decision(study, trial, "pruned:rung", reason)
         # The prediction beside the decision is this check's: the one stored with the models'
@@ -1645,8 +1664,10 @@ class SRPPruner(BasePruner):
         return written
 
     def _decided(self, state: _StudyState, trial: FrozenTrial) -> bool:
-        """Whether a decision is written to ``trial`` (by this process, or found on it)."""
-        return ATTR_PREFIX + "decision" in self._written(state, trial)
+        """Whether a decision is written to ``trial`` (by this process, or found on it), other
+        than ``kept:no-rung``, which the rungs replace once placed."""
+        decision = self._written(state, trial).get(ATTR_PREFIX + "decision")
+        return decision is not None and decision != f"kept:{_NO_RUNG}"
 
     def _mark_kept(
         self, study: Study, state: _StudyState, trial: FrozenTrial, rule: str, why: str
@@ -1654,11 +1675,13 @@ class SRPPruner(BasePruner):
         """Write ``kept:<rule>`` and ``why`` where no rule has judged ``trial`` yet: a trial the
         start-up trains to the end (the full group, or past the last rung) said nothing of why,
         and a run at chance trained to the end looked like a fault. It stands until a rule
-        judges the trial, and is not rewritten at every check."""
+        judges the trial, and is not rewritten at every check; ``kept:no-rung`` stands only
+        until the rungs are placed, and gives way to the start-up's other marks."""
         written = self._written(state, trial)
         key = ATTR_PREFIX + "decision"
         with self._lock:
-            if key in written:
+            previous = written.get(key)
+            if previous is not None and (previous != f"kept:{_NO_RUNG}" or rule == _NO_RUNG):
                 return
             written[key] = f"kept:{rule}"
         _write_decision(study, trial, f"kept:{rule}", f"kept at step {trial.last_step}: {why}")
@@ -2034,6 +2057,9 @@ def _rungs_at(complete: Sequence[FrozenTrial], first_fraction: float) -> str:
     of the curve" said nothing on a curve of 25 reports)."""
     return "rungs at steps " + ", ".join(str(s) for s in rung_steps(complete, first_fraction))
 
+
+# The start-up's mark on a trial checked before any trial is complete, when no rung exists.
+_NO_RUNG = "no-rung"
 
 # What the full group is, in a reason.
 _FULL_GROUP = "trials trained to the end, at most a quarter of the steps trained"

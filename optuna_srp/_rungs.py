@@ -169,15 +169,15 @@ def rung_stops(
     first_fraction: float = RUNG_FRACTION,
     record_only: bool = False,
     by_position: bool = False,
-) -> bool:
-    """Whether the rungs stop ``trial`` (``complete``: the complete trials whose longest curve
-    places the rungs, the study's, or a source's before the study has one;
-    ``sign``: 1 to maximise, -1 to minimise; ``first_fraction``: where the first rung is, as a
-    fraction of the curve, see :func:`early_rung_fraction`; ``record_only``: ``trial`` was
-    stopped by another rule, and only records its values at the rungs it reached, as a peer
-    of the trials that meet them later: False is returned; ``by_position``: ``complete`` are
-    another study's, whose step numbers may differ, and a rung at the reference's ``k``-th
-    report is at ``trial``'s ``k``-th).
+) -> int | None:
+    """The step of the rung that stops ``trial``, or None where none does (``complete``: the
+    complete trials whose longest curve places the rungs, the study's, or a source's before
+    the study has one; ``sign``: 1 to maximise, -1 to minimise; ``first_fraction``: where the
+    first rung is, as a fraction of the curve, see :func:`early_rung_fraction`;
+    ``record_only``: ``trial`` was stopped by another rule, and only records its values at the
+    rungs it reached, as a peer of the trials that meet them later: None is returned;
+    ``by_position``: ``complete`` are another study's, whose step numbers may differ, and a
+    rung at the reference's ``k``-th report is at ``trial``'s ``k``-th).
 
     Successive-halving rungs at ``first_fraction`` of the longest complete curve and every
     ``REDUCTION_FACTOR`` after it up to a quarter (one rung, at a quarter, by default): by
@@ -220,8 +220,8 @@ def rung_stops(
         # The last rung is the quarter's (rung_steps).
         screened = not full or (first_fraction < RUNG_FRACTION and i == n_rungs - 1)
         if screened and not _promotable(value, at_rung):
-            return True
-    return False
+            return rung
+    return None
 
 
 def rung_peers(study: Study, trial: FrozenTrial, rung: int, sign: float) -> int:

@@ -197,3 +197,56 @@ def test_the_last_report_keeps_the_decision_that_kept_the_trial_there() -> None:
     late.report(good[n_steps - 1], n_steps)
     assert not late.should_prune()
     assert study.trials[-1].user_attrs["srp:decision"] == "kept:end"
+
+
+def test_a_first_wave_trial_says_no_rung_was_placed_until_one_is() -> None:
+    # Workers that start at once: trial 1 reports before any trial is complete, when no rung
+    # exists, and would otherwise end without a decision.
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(seed=0))
+    first, second = _ask(study, 0.5), _ask(study, 0.6)
+    for step in range(1, 5):
+        for trial in (first, second):
+            trial.report(0.1 * step, step)
+            assert not trial.should_prune()
+    attrs = study.trials[1].user_attrs
+    assert study.trials[0].user_attrs["srp:decision"] == "kept:full"
+    assert attrs["srp:decision"] == "kept:no-rung"
+    assert attrs["srp:reason"].startswith("kept at step 1: no trial is complete yet")
+    for step in range(5, 9):
+        first.report(0.1 * step, step)
+    study.tell(first, 0.8)
+
+    # Once the rungs are placed it is judged by them, past the last as the first to reach it.
+    second.report(0.5, 5)
+    assert not second.should_prune()
+    attrs = study.trials[1].user_attrs
+    assert attrs["srp:decision"] == "kept:rung"
+    assert attrs["srp:reason"].startswith("kept at step 5: the first trial to reach")
+
+
+def test_a_rung_met_after_the_trial_passed_its_step_is_named_by_its_step() -> None:
+    study = optuna.create_study(direction="maximize", pruner=SRPPruner(seed=0))
+    first, late = _ask(study, 0.5), _ask(study, 0.1)
+    first.report(0.5, 1)
+    first.should_prune()  # the full group's
+    for step in range(1, 7):
+        late.report(0.01, step)  # far behind, before any rung exists
+        assert not late.should_prune()
+    for step in range(2, 9):
+        first.report(0.5, step)
+        first.should_prune()
+    study.tell(first, 0.5)
+    for x in (0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9):
+        peer = _ask(study, x)
+        for step in range(1, 9):
+            peer.report(0.5, step)
+            if peer.should_prune():
+                break
+        study.tell(peer, 0.5)
+    late.report(0.01, 7)
+    assert late.should_prune()
+    attrs = study.trials[1].user_attrs
+    assert attrs["srp:decision"] == "pruned:rung"
+    assert attrs["srp:reason"].startswith(
+        "pruned at step 7: not in the top quarter of the trials at the rung at step"
+    )

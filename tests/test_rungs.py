@@ -205,7 +205,7 @@ def test_once_the_models_are_ready_the_rung_no_longer_decides(
     calls: list[int] = []
     original = rung_stops  # the pruner calls it by its name in optuna_srp._pruner, patched below
 
-    def counted(study: optuna.Study, trial: FrozenTrial, *args: Any, **kwargs: Any) -> bool:
+    def counted(study: optuna.Study, trial: FrozenTrial, *args: Any, **kwargs: Any) -> int | None:
         calls.append(trial.number)
         return original(study, trial, *args, **kwargs)
 
