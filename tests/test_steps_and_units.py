@@ -302,3 +302,47 @@ def test_a_study_in_small_or_large_units_prunes_as_in_unit_ones(scale: float) ->
     scaled = _scaled_decisions(0, 0.1, scale, 0.0)
     assert [d for d, _ in scaled] == [d for d, _ in reference]
     assert [p for _, p in scaled] == pytest.approx([p for _, p in reference], rel=0.02, abs=1e-4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    curves=st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(-5, 40),
+                st.one_of(st.floats(-1e3, 1e3), st.just(float("nan")), st.just(float("inf"))),
+            ),
+            max_size=8,
+            unique_by=lambda report: report[0],
+        ),
+        max_size=6,
+    ),
+    offset=st.sampled_from([0, 10**9]),
+    step=st.integers(-10, 50),
+)
+def test_the_complete_trials_values_at_a_step_are_each_one_s_last_report_there(
+    curves: list[list[tuple[int, float]]], offset: int, step: int
+) -> None:
+    from optuna_srp._features import CurveRecord
+    from optuna_srp._pruner import _ReportIndex
+
+    records = []
+    for number, reports in enumerate(curves):
+        reports = sorted(reports)
+        records.append(
+            CurveRecord(
+                number=number,
+                steps=np.array([s + offset for s, _ in reports], dtype=np.int64),
+                values=np.array([v for _, v in reports], dtype=np.float64),
+                params={},
+                distributions={},
+                extra=np.empty(0),
+                final=None,
+            )
+        )
+    expected = []
+    for r in records:
+        before = r.values[r.steps <= step + offset]
+        last = before[-1] if before.size else -np.inf
+        expected.append(last if np.isfinite(last) else -np.inf)
+    np.testing.assert_array_equal(_ReportIndex.of(records).at(step + offset), expected)
