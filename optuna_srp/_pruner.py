@@ -1752,7 +1752,10 @@ class _Decision:
         return f"{self._predicted(sign)}, {self._chance(sign)}"
 
     def _predicted(self, sign: float) -> str:
-        return f"predicted {_fmt(self.mean * sign)} ± {self.std:.2g}"
+        # From the values stored beside it (prediction_attrs), so that the two read alike: the
+        # unrounded mean 0.599449 read "0.5994" beside a stored 0.59945.
+        attrs = self.prediction_attrs(sign)
+        return f"predicted {_fmt(attrs['predicted_value'])} ± {attrs['predicted_std']:.2g}"
 
     def _by(self) -> str:
         # The margin a source sets (_SOURCE_MARGIN), in the study's units.
