@@ -2144,37 +2144,37 @@ def _complete_values_at(fit: _Fit, step: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _ReportIndex:
-    """Every record's reports in one increasing array of keys (record ``i``'s report at step
-    ``s`` is ``i * span + s - low``), so that all records' last values at or before a step
-    are one ``searchsorted``: one per record took 4 ms a step at 1,000 complete trials of
-    200 reports, a third of a refit there (``benchmark cost``)."""
+    """Every record's reports in one increasing array of keys (record ``i``'s report at the
+    ``k``-th distinct step of all records is ``i * len(steps) + k``), so that all records'
+    last values at or before a step are one ``searchsorted``: one per record took 4 ms a step
+    at 1,000 complete trials of 200 reports, a third of a refit there (``benchmark cost``).
+    Steps are numbered by rank, so large step numbers cannot overflow the keys."""
 
+    steps: np.ndarray  # the distinct steps of all records, sorted
     keys: np.ndarray
     values: np.ndarray  # the reports' values, NaN where not finite
     starts: np.ndarray  # each record's first position in ``keys``
-    low: int
-    span: int
 
     @classmethod
     def of(cls, records: Sequence[CurveRecord]) -> _ReportIndex:
-        steps = [np.asarray(r.steps, dtype=np.int64) for r in records]
-        sizes = np.array([s.size for s in steps], dtype=np.int64)
+        sizes = np.array([len(r.steps) for r in records], dtype=np.int64)
         starts = np.cumsum(sizes) - sizes
         if not sizes.sum():
             empty = np.empty(0, dtype=np.int64)
-            return cls(empty, np.empty(0), starts, 0, 1)
-        all_steps = np.concatenate(steps)
-        low, high = int(all_steps.min()), int(all_steps.max())
-        span = high - low + 1
+            return cls(empty, empty, np.empty(0), starts)
+        steps, rank = np.unique(
+            np.concatenate([np.asarray(r.steps, dtype=np.int64) for r in records]),
+            return_inverse=True,
+        )
         owner = np.repeat(np.arange(len(records), dtype=np.int64), sizes)
         values = np.concatenate([np.asarray(r.values, dtype=np.float64) for r in records])
-        return cls(owner * span + (all_steps - low), values, starts, low, span)
+        return cls(steps, owner * steps.size + rank.ravel(), values, starts)
 
     def at(self, step: int) -> np.ndarray:
         """Each record's last value at or before ``step``; ``-inf`` where it has none there
         or it is not finite."""
-        offset = min(max(step - self.low, -1), self.span - 1)
-        queries = np.arange(self.starts.size, dtype=np.int64) * self.span + offset
+        rank = int(np.searchsorted(self.steps, step, side="right")) - 1
+        queries = np.arange(self.starts.size, dtype=np.int64) * self.steps.size + rank
         found = np.searchsorted(self.keys, queries, side="right") - 1
         out = np.full(self.starts.size, -np.inf)
         # A key before a record's first one is another record's: it has no report there.

@@ -309,7 +309,8 @@ def test_a_study_in_small_or_large_units_prunes_as_in_unit_ones(scale: float) ->
     curves=st.lists(
         st.lists(
             st.tuples(
-                st.integers(-5, 40),
+                # Steps far apart too (e.g. counted in samples): their keys must not overflow.
+                st.one_of(st.integers(-5, 40), st.sampled_from([2**40, 2**61])),
                 st.one_of(st.floats(-1e3, 1e3), st.just(float("nan")), st.just(float("inf"))),
             ),
             max_size=8,
@@ -318,7 +319,7 @@ def test_a_study_in_small_or_large_units_prunes_as_in_unit_ones(scale: float) ->
         max_size=6,
     ),
     offset=st.sampled_from([0, 10**9]),
-    step=st.integers(-10, 50),
+    step=st.one_of(st.integers(-10, 50), st.sampled_from([2**40, 2**61, 2**61 + 1])),
 )
 def test_the_complete_trials_values_at_a_step_are_each_one_s_last_report_there(
     curves: list[list[tuple[int, float]]], offset: int, step: int
