@@ -1668,7 +1668,7 @@ class SRPPruner(BasePruner):
         """Whether a decision is written to ``trial`` (by this process, or found on it), other
         than ``kept:no-rung``, which the rungs replace once placed."""
         decision = self._written(state, trial).get(ATTR_PREFIX + "decision")
-        return decision is not None and decision != f"kept:{_NO_RUNG}"
+        return decision not in (None, _PROVISIONAL)
 
     def _mark_kept(
         self, study: Study, state: _StudyState, trial: FrozenTrial, rule: str, why: str
@@ -1682,7 +1682,7 @@ class SRPPruner(BasePruner):
         key = ATTR_PREFIX + "decision"
         with self._lock:
             previous = written.get(key)
-            if previous is not None and (previous != f"kept:{_NO_RUNG}" or rule == _NO_RUNG):
+            if previous is not None and (previous != _PROVISIONAL or rule == _NO_RUNG):
                 return
             written[key] = f"kept:{rule}"
         _write_decision(study, trial, f"kept:{rule}", f"kept at step {trial.last_step}: {why}")
@@ -1771,35 +1771,35 @@ class _Decision:
     def reason(self, sign: float) -> str:
         """One line a user reads on optuna-dashboard, in the study's units."""
         predicted = self._predicted(sign)
+        evidence = self.evidence(sign)
         best = _fmt(self.fit.best_final * sign)
         by = self._by()
-        chance = self._chance(sign)
         verb, rule = self.decision.split(":", 1)
         head = f"{verb} at step {self.step}: "
         if rule == "model":
             if self.fresh_bar is not None:
                 return (
-                    f"{head}{predicted}, {chance}, below the chance of a new best that its "
+                    f"{head}{evidence}, below the chance of a new best that its "
                     f"remaining steps would buy spent on fresh trials "
                     f"({_fmt_probability(self.fresh_bar)})"
                 )
-            return f"{head}{predicted}, {chance}"
+            return f"{head}{evidence}"
         if rule == "laggard" and self.beyond is not None:
             return (
                 f"{head}worse than every complete trial at this step (the worst: "
                 f"{_fmt(self.beyond * sign)}) by more than their range there, a run unlike any "
-                f"the models learned from; {predicted}, {chance}"
+                f"the models learned from; {evidence}"
             )
         if rule == "laggard":
             # Not "behind most": with one complete trial the quantile is that trial.
             return (
                 f"{head}worse than all but the worst {_LAGGARD_FRACTION:.0%} of the complete "
-                f"trials at this step; {predicted}, {chance}"
+                f"trials at this step; {evidence}"
             )
         if rule == "median":
-            return f"{head}{predicted}, {chance}, but not behind the complete trials' median here"
+            return f"{head}{evidence}, but not behind the complete trials' median here"
         if rule == "top":
-            return f"{head}{predicted}, {chance}, but among the best trials at this step"
+            return f"{head}{evidence}, but among the best trials at this step"
         if rule == "end":
             return (
                 f"{head}at the step by which the complete trials end (half of them, at least), "
@@ -2062,8 +2062,10 @@ def _rungs_at(complete: Sequence[FrozenTrial], first_fraction: float) -> str:
     return "rungs at steps " + ", ".join(str(s) for s in rung_steps(complete, first_fraction))
 
 
-# The start-up's mark on a trial checked before any trial is complete, when no rung exists.
+# The start-up's mark on a trial checked before any trial is complete, when no rung exists:
+# the only decision that another mark replaces (_decided, _mark_kept).
 _NO_RUNG = "no-rung"
+_PROVISIONAL = f"kept:{_NO_RUNG}"
 
 # What the full group is, in a reason.
 _FULL_GROUP = "trials trained to the end, at most a quarter of the steps trained"
