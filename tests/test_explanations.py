@@ -3,6 +3,8 @@ written when the decision changes and not at every check."""
 
 from __future__ import annotations
 
+from typing import Any
+from typing import cast
 from typing import Literal
 
 import numpy as np
@@ -10,6 +12,7 @@ import optuna
 import pytest
 
 from optuna_srp import SRPPruner
+from optuna_srp._pruner import _Decision
 from tests._synthetic import add_complete_trials
 from tests._synthetic import curve
 
@@ -250,3 +253,13 @@ def test_a_rung_met_after_the_trial_passed_its_step_is_named_by_its_step() -> No
     assert attrs["srp:reason"].startswith(
         "pruned at step 7: not in the top quarter of the trials at the rung at step"
     )
+
+
+@pytest.mark.parametrize("mean", [0.5994496, -0.5994496, 12.3449996])
+def test_the_reason_s_prediction_reads_as_the_value_stored_beside_it(mean: float) -> None:
+    # At a rounding boundary: 0.5994496 stored to 6 digits is 0.59945, which is "0.5995" to 4,
+    # where the unrounded mean reads "0.5994".
+    decision = _Decision("kept:model", mean, 0.01, 0.5, 1, 1, cast(Any, None))
+    for sign in (1.0, -1.0):
+        stored = decision.prediction_attrs(sign)["predicted_value"]
+        assert decision._predicted(sign).startswith(f"predicted {stored:.4g} ± ")
